@@ -1,0 +1,176 @@
+//! The Graph API over HTTPS with reqwest (rustls).
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::graph::{
+    DEFAULT_GRAPH_VERSION, GraphErrorEnvelope, MarkReadRequest, PHONE_NUMBER_FIELDS,
+    PhoneNumberInfo, SendMessageRequest, SendMessageResponse,
+};
+use crate::ports::{GraphApi, GraphCallError};
+
+/// Where and how to call the Graph API.
+#[derive(Debug, Clone)]
+pub struct GraphHttpConfig {
+    /// `https://graph.facebook.com`, or the simulator's address in tests and local runs.
+    pub base_url: String,
+    /// e.g. `v25.0`.
+    pub version: String,
+    /// Whole-request deadline. Keep it well under the function's timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for GraphHttpConfig {
+    fn default() -> Self {
+        GraphHttpConfig {
+            base_url: "https://graph.facebook.com".into(),
+            version: DEFAULT_GRAPH_VERSION.into(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// [`GraphApi`] over HTTPS. Build once per cold start; it pools connections.
+#[derive(Debug, Clone)]
+pub struct GraphHttpClient {
+    http: Client,
+    base: String,
+}
+
+impl GraphHttpClient {
+    pub fn new(config: &GraphHttpConfig) -> Result<Self, reqwest::Error> {
+        let http = Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("whatsapp-middleware/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(GraphHttpClient {
+            http,
+            base: format!(
+                "{}/{}",
+                config.base_url.trim_end_matches('/'),
+                config.version
+            ),
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &str,
+    ) -> Result<T, GraphCallError> {
+        let resp = req.bearer_auth(token).send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| GraphCallError::Decode {
+                status: status.as_u16(),
+                detail: e.to_string(),
+            });
+        }
+        match serde_json::from_slice::<GraphErrorEnvelope>(&bytes) {
+            Ok(env) => Err(GraphCallError::Api {
+                status: status.as_u16(),
+                body: env.error,
+            }),
+            Err(e) => Err(GraphCallError::Decode {
+                status: status.as_u16(),
+                detail: format!("{}: {e}", status.canonical_reason().unwrap_or("error")),
+            }),
+        }
+    }
+
+    async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        token: &str,
+    ) -> Result<T, GraphCallError> {
+        self.call(
+            self.http.post(format!("{}/{path}", self.base)).json(body),
+            token,
+        )
+        .await
+    }
+}
+
+fn transport(e: reqwest::Error) -> GraphCallError {
+    if e.is_timeout() && !e.is_connect() {
+        // The request may have reached Meta: the caller must reconcile, not resend.
+        GraphCallError::Timeout { after_send: true }
+    } else if e.is_timeout() {
+        GraphCallError::Timeout { after_send: false }
+    } else if e.is_connect() {
+        GraphCallError::Transport(Box::new(e))
+    } else if e.is_status() {
+        GraphCallError::Decode {
+            status: e.status().unwrap_or(StatusCode::BAD_GATEWAY).as_u16(),
+            detail: "status".into(),
+        }
+    } else {
+        // Failed mid-exchange: as ambiguous as a timeout.
+        GraphCallError::Timeout { after_send: true }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Success {
+    #[serde(default)]
+    success: bool,
+}
+
+impl GraphApi for GraphHttpClient {
+    async fn send_message(
+        &self,
+        phone_number_id: &str,
+        request: &SendMessageRequest<'_>,
+        access_token: &str,
+    ) -> Result<SendMessageResponse, GraphCallError> {
+        self.post(
+            &format!("{phone_number_id}/messages"),
+            request,
+            access_token,
+        )
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        phone_number_id: &str,
+        request: &MarkReadRequest,
+        access_token: &str,
+    ) -> Result<(), GraphCallError> {
+        let s: Success = self
+            .post(
+                &format!("{phone_number_id}/messages"),
+                request,
+                access_token,
+            )
+            .await?;
+        if s.success {
+            Ok(())
+        } else {
+            Err(GraphCallError::Decode {
+                status: 200,
+                detail: "success is false".into(),
+            })
+        }
+    }
+
+    async fn phone_number(
+        &self,
+        phone_number_id: &str,
+        access_token: &str,
+    ) -> Result<PhoneNumberInfo, GraphCallError> {
+        let req = self.http.get(format!(
+            "{}/{phone_number_id}?fields={PHONE_NUMBER_FIELDS}",
+            self.base
+        ));
+        self.call(req, access_token).await
+    }
+}

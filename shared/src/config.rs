@@ -1,0 +1,140 @@
+//! Typed configuration from environment variables, parsed once at cold start.
+//!
+//! Each function has its own config struct built with these helpers; the variable names match the
+//! SAM template's `Environment` blocks and the README's configuration table.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::adapters::GraphHttpConfig;
+use crate::graph::DEFAULT_GRAPH_VERSION;
+
+/// A missing or unparsable setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A source of settings: the process environment, or a map in tests.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+
+    /// A required, non-empty setting.
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing(name))
+    }
+
+    /// An optional setting parsed as `T`, or `default` when unset or empty.
+    fn parsed_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+/// Settings of the secret source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretConfig {
+    /// `WHATSAPP_SECRET_ID`: name or ARN of the JSON secret.
+    pub secret_id: String,
+    /// `SECRET_CACHE_TTL_SECONDS` (default 300): how long a fetched secret is reused.
+    pub cache_ttl: Duration,
+}
+
+impl SecretConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(SecretConfig {
+            secret_id: env.required("WHATSAPP_SECRET_ID")?,
+            cache_ttl: Duration::from_secs(env.parsed_or("SECRET_CACHE_TTL_SECONDS", 300u64)?),
+        })
+    }
+}
+
+/// Settings of the Graph API client: `GRAPH_API_BASE_URL` (default Meta's),
+/// `GRAPH_API_VERSION` (default v25.0), `GRAPH_API_TIMEOUT_MS` (default 10000).
+pub fn graph_from_env(env: &impl Env) -> Result<GraphHttpConfig, ConfigError> {
+    let version = env.parsed_or("GRAPH_API_VERSION", DEFAULT_GRAPH_VERSION.to_owned())?;
+    if !version.starts_with('v') || version[1..].parse::<f32>().is_err() {
+        return Err(ConfigError::Invalid {
+            name: "GRAPH_API_VERSION",
+            reason: format!("{version:?} is not of the form v25.0"),
+        });
+    }
+    let defaults = GraphHttpConfig::default();
+    Ok(GraphHttpConfig {
+        base_url: env.parsed_or("GRAPH_API_BASE_URL", defaults.base_url)?,
+        version,
+        timeout: Duration::from_millis(env.parsed_or("GRAPH_API_TIMEOUT_MS", 10_000u64)?),
+        connect_timeout: defaults.connect_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_config_requires_the_secret_id_and_defaults_the_ttl() {
+        assert_eq!(
+            SecretConfig::from_env(&[("X", "1")]),
+            Err(ConfigError::Missing("WHATSAPP_SECRET_ID"))
+        );
+        let c = SecretConfig::from_env(&[("WHATSAPP_SECRET_ID", "wa/prod")]).unwrap();
+        assert_eq!(c.cache_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = SecretConfig::from_env(&[
+            ("WHATSAPP_SECRET_ID", "s"),
+            ("SECRET_CACHE_TTL_SECONDS", "soon"),
+        ]);
+        assert!(matches!(
+            e,
+            Err(ConfigError::Invalid {
+                name: "SECRET_CACHE_TTL_SECONDS",
+                ..
+            })
+        ));
+        let g = graph_from_env(&[("GRAPH_API_VERSION", "25")]);
+        assert!(matches!(
+            g,
+            Err(ConfigError::Invalid {
+                name: "GRAPH_API_VERSION",
+                ..
+            })
+        ));
+        assert_eq!(graph_from_env(&[("A", "b")]).unwrap().version, "v25.0");
+    }
+}

@@ -1,0 +1,16 @@
+//! WhatsApp policy as pure functions over plain values: no I/O, no clock. Callers pass `now`.
+//!
+//! All times are epoch seconds (UTC).
+
+mod pricing;
+mod status;
+mod tier;
+mod window;
+
+pub use pricing::*;
+pub use status::*;
+pub use tier::*;
+pub use window::*;
+
+/// One hour in seconds.
+pub const HOUR: i64 = 3600;

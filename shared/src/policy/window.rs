@@ -1,0 +1,265 @@
+//! The customer-service window (CSW) and the free entry point window (FEP).
+//!
+//! - The CSW is open for 24 h after the user's latest message. Only a message from the user
+//!   opens or extends it; our sends and status receipts never do. Free-form (non-template)
+//!   messages may be sent only while it is open; templates may be sent at any time.
+//! - The FEP opens when the user came through a click-to-WhatsApp ad (a message with a
+//!   `referral`) and the business replies within 24 h of that message. It lasts 72 h from the
+//!   reply; every message in it is free. It changes pricing only: the CSW still decides whether a
+//!   free-form message may be sent.
+
+use super::HOUR;
+use crate::webhook::TemplateCategory;
+
+/// Length of the customer-service window.
+pub const CSW_SECONDS: i64 = 24 * HOUR;
+/// Length of the free entry point window.
+pub const FEP_SECONDS: i64 = 72 * HOUR;
+/// How long after a referral message a reply still opens the FEP.
+pub const FEP_REPLY_WITHIN_SECONDS: i64 = 24 * HOUR;
+
+/// What we store about one user's windows with one business number. Every field is a
+/// timestamp, so expiry is computed, never inferred from an item's absence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowState {
+    /// When the user last wrote to us.
+    pub last_inbound_at: Option<i64>,
+    /// When the user last wrote to us with a click-to-WhatsApp referral.
+    pub last_referral_at: Option<i64>,
+    /// When our reply opened the current (or last) free entry point window.
+    pub fep_opened_at: Option<i64>,
+}
+
+impl WindowState {
+    /// End of the customer-service window, if the user ever wrote.
+    pub fn csw_expires_at(&self) -> Option<i64> {
+        self.last_inbound_at.map(|t| t + CSW_SECONDS)
+    }
+
+    /// Whether free-form messages may be sent at `now`.
+    pub fn csw_open(&self, now: i64) -> bool {
+        self.csw_expires_at().is_some_and(|end| now < end)
+    }
+
+    /// End of the free entry point window, if one was opened.
+    pub fn fep_expires_at(&self) -> Option<i64> {
+        self.fep_opened_at.map(|t| t + FEP_SECONDS)
+    }
+
+    /// Whether messages sent at `now` are free under the free entry point.
+    pub fn fep_open(&self, now: i64) -> bool {
+        match (self.fep_opened_at, self.fep_expires_at()) {
+            (Some(start), Some(end)) => start <= now && now < end,
+            _ => false,
+        }
+    }
+
+    /// The state after a user message sent at `at`. Never moves a timestamp backwards, so a late
+    /// delivery of an older message cannot shorten a window.
+    #[must_use]
+    pub fn with_inbound(self, at: i64, has_referral: bool) -> Self {
+        WindowState {
+            last_inbound_at: max_opt(self.last_inbound_at, Some(at)),
+            last_referral_at: if has_referral {
+                max_opt(self.last_referral_at, Some(at))
+            } else {
+                self.last_referral_at
+            },
+            ..self
+        }
+    }
+
+    /// The state after we send a message at `at`: opens the FEP if this is the first reply
+    /// within 24 h of the latest referral.
+    #[must_use]
+    pub fn with_business_reply(self, at: i64) -> Self {
+        let Some(referral_at) = self.last_referral_at else {
+            return self;
+        };
+        let within = referral_at <= at && at < referral_at + FEP_REPLY_WITHIN_SECONDS;
+        let already_opened_for_this_referral = self.fep_opened_at.is_some_and(|o| o >= referral_at);
+        if within && !already_opened_for_this_referral {
+            WindowState {
+                fep_opened_at: Some(at),
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
+    /// Whether a message of `kind` may be sent at `now`.
+    pub fn permits(&self, kind: OutboundKind, now: i64) -> Result<(), WindowDenial> {
+        match kind {
+            OutboundKind::Template(_) => Ok(()),
+            OutboundKind::FreeForm if self.csw_open(now) => Ok(()),
+            OutboundKind::FreeForm => Err(WindowDenial {
+                closed_at: self.csw_expires_at(),
+            }),
+        }
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// What kind of message we are about to send, for window and pricing rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundKind {
+    /// Anything that is not a template: text, media, interactive, reaction, ...
+    FreeForm,
+    /// A template of the given (current) category.
+    Template(TemplateCategoryKind),
+}
+
+/// The template categories that matter for policy, without the open `Other` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateCategoryKind {
+    Marketing,
+    Utility,
+    Authentication,
+}
+
+impl TemplateCategoryKind {
+    /// Maps a stored category; an unknown category is treated as marketing, the most
+    /// restricted and most expensive one.
+    pub fn from_category(c: &TemplateCategory) -> Self {
+        match c {
+            TemplateCategory::Utility => Self::Utility,
+            TemplateCategory::Authentication => Self::Authentication,
+            TemplateCategory::Marketing | TemplateCategory::Other(_) => Self::Marketing,
+        }
+    }
+}
+
+/// A free-form message was refused because the customer-service window is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("customer-service window closed; send an approved template instead")]
+pub struct WindowDenial {
+    /// When the window closed; `None` if the user never wrote.
+    pub closed_at: Option<i64>,
+}
+
+/// The wait before the next message to one user, given when we last sent to them: about one
+/// message per `min_gap_ms` (Meta's pair rate is about 1 per 6 s). Returns 0 when it may go now.
+pub fn pair_rate_wait_ms(last_sent_ms: Option<i64>, now_ms: i64, min_gap_ms: i64) -> i64 {
+    last_sent_ms.map_or(0, |last| (last + min_gap_ms - now_ms).max(0))
+}
+
+/// Meta's pair rate: about one message every 6 s from one business number to one user.
+pub const PAIR_RATE_GAP_MS: i64 = 6_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_790_000_000;
+
+    #[test]
+    fn window_is_open_for_exactly_24_hours_after_the_last_message() {
+        let s = WindowState::default().with_inbound(T0, false);
+        assert!(s.csw_open(T0));
+        assert!(s.csw_open(T0 + CSW_SECONDS - 1));
+        assert!(!s.csw_open(T0 + CSW_SECONDS));
+    }
+
+    #[test]
+    fn free_form_needs_an_open_window_and_templates_do_not() {
+        let never = WindowState::default();
+        assert_eq!(
+            never.permits(OutboundKind::FreeForm, T0),
+            Err(WindowDenial { closed_at: None })
+        );
+        let s = never.with_inbound(T0, false);
+        assert!(s.permits(OutboundKind::FreeForm, T0 + 10).is_ok());
+        assert_eq!(
+            s.permits(OutboundKind::FreeForm, T0 + CSW_SECONDS),
+            Err(WindowDenial {
+                closed_at: Some(T0 + CSW_SECONDS)
+            })
+        );
+        let t = OutboundKind::Template(TemplateCategoryKind::Marketing);
+        assert!(never.permits(t, T0).is_ok());
+    }
+
+    #[test]
+    fn reply_within_24h_of_a_referral_opens_a_72h_free_entry_point() {
+        let s = WindowState::default()
+            .with_inbound(T0, true)
+            .with_business_reply(T0 + 3600);
+        assert_eq!(s.fep_opened_at, Some(T0 + 3600));
+        assert!(s.fep_open(T0 + 3600 + FEP_SECONDS - 1));
+        assert!(!s.fep_open(T0 + 3600 + FEP_SECONDS));
+        // A second reply does not move it.
+        let s2 = s.with_business_reply(T0 + 7200);
+        assert_eq!(s2.fep_opened_at, Some(T0 + 3600));
+    }
+
+    #[test]
+    fn late_reply_or_no_referral_opens_no_free_entry_point() {
+        let late = WindowState::default()
+            .with_inbound(T0, true)
+            .with_business_reply(T0 + FEP_REPLY_WITHIN_SECONDS);
+        assert_eq!(late.fep_opened_at, None);
+        let plain = WindowState::default()
+            .with_inbound(T0, false)
+            .with_business_reply(T0 + 1);
+        assert_eq!(plain.fep_opened_at, None);
+    }
+
+    #[test]
+    fn pair_rate_waits_the_rest_of_the_gap() {
+        assert_eq!(pair_rate_wait_ms(None, 10_000, PAIR_RATE_GAP_MS), 0);
+        assert_eq!(
+            pair_rate_wait_ms(Some(10_000), 12_000, PAIR_RATE_GAP_MS),
+            4_000
+        );
+        assert_eq!(pair_rate_wait_ms(Some(10_000), 16_000, PAIR_RATE_GAP_MS), 0);
+    }
+
+    proptest! {
+        /// Whatever order inbound messages arrive in, the window ends 24 h after the newest.
+        #[test]
+        fn window_depends_only_on_the_newest_message(mut times in prop::collection::vec(0i64..10_000_000, 1..20)) {
+            let fold = |ts: &[i64]| ts.iter().fold(WindowState::default(), |s, &t| s.with_inbound(T0 + t, false));
+            let a = fold(&times);
+            times.reverse();
+            let b = fold(&times);
+            let newest = T0 + *times.iter().max().unwrap();
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(a.csw_expires_at(), Some(newest + CSW_SECONDS));
+        }
+
+        /// A late, older message never shortens the window.
+        #[test]
+        fn older_message_never_shortens_the_window(t in 0i64..1_000_000, older_by in 0i64..1_000_000) {
+            let s = WindowState::default().with_inbound(T0 + t, false);
+            let after = s.with_inbound(T0 + t - older_by, false);
+            prop_assert_eq!(after.csw_expires_at(), s.csw_expires_at());
+        }
+
+        /// Free-form is allowed exactly when now is within 24 h after the last message.
+        #[test]
+        fn free_form_allowed_iff_within_24h(last in 0i64..1_000_000, dt in -10i64..200_000) {
+            let s = WindowState::default().with_inbound(T0 + last, false);
+            let now = T0 + last + dt;
+            let allowed = s.permits(OutboundKind::FreeForm, now).is_ok();
+            prop_assert_eq!(allowed, now < T0 + last + CSW_SECONDS);
+        }
+
+        /// Pacing never asks to wait longer than the gap, and never lets two sends closer.
+        #[test]
+        fn pair_rate_wait_is_bounded(last in 0i64..1_000_000, dt in 0i64..20_000) {
+            let now = last + dt;
+            let wait = pair_rate_wait_ms(Some(last), now, PAIR_RATE_GAP_MS);
+            prop_assert!(wait <= PAIR_RATE_GAP_MS);
+            prop_assert!(now + wait >= last + PAIR_RATE_GAP_MS);
+        }
+    }
+}
