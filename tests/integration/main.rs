@@ -1,1 +1,13 @@
-fn main() {}
+//! Integration tests: the adapters and functions through the real AWS SDK clients against
+//! ministack, and the Graph client against a local HTTP server. One test binary, a module per
+//! capability.
+//!
+//! Run them with `scripts/test` (starts ministack and sets `AWS_ENDPOINT_URL`).
+
+mod support;
+
+mod dedupe;
+mod graph_http;
+mod queue;
+mod secrets;
+mod sessions;

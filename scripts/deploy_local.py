@@ -1,0 +1,101 @@
+"""Deploys infra/template.yaml into the local ministack as a CloudFormation stack.
+
+The same template as the cloud: ministack expands the SAM transform itself (aws-sam-translator
+is in its venv). Afterwards it re-applies what ministack's CloudFormation ignores on create
+(DynamoDB TTL), checks the result and prints the stack outputs as JSON.
+
+Usage: python scripts/deploy_local.py STACK_NAME [KEY=VALUE ...]   (template parameters)
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+import boto3
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !GetAtt, ...) as plain data."""
+
+
+def _tag(loader, suffix, node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+def main() -> int:
+    stack = sys.argv[1]
+    params = [
+        {"ParameterKey": k, "ParameterValue": v}
+        for k, v in (a.split("=", 1) for a in sys.argv[2:])
+    ]
+    body = (ROOT / "infra/template.yaml").read_text()
+    template = yaml.load(body, Loader=CfnLoader)
+    cfn = boto3.client("cloudformation")
+    exists = True
+    try:
+        cfn.describe_stacks(StackName=stack)
+    except cfn.exceptions.ClientError:
+        exists = False
+    caps = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND", "CAPABILITY_NAMED_IAM"]
+    if exists:
+        try:
+            cfn.update_stack(StackName=stack, TemplateBody=body, Parameters=params, Capabilities=caps)
+        except cfn.exceptions.ClientError as e:
+            if "No updates" not in str(e):
+                raise
+    else:
+        cfn.create_stack(StackName=stack, TemplateBody=body, Parameters=params, Capabilities=caps)
+
+    deadline = time.time() + 120
+    while True:
+        s = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        status = s["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            break
+        if "FAILED" in status or "ROLLBACK" in status or time.time() > deadline:
+            events = cfn.describe_stack_events(StackName=stack)["StackEvents"][:10]
+            for ev in events:
+                print(ev.get("LogicalResourceId"), ev.get("ResourceStatus"), ev.get("ResourceStatusReason", ""), file=sys.stderr)
+            print(f"stack {stack}: {status}", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
+
+    # ministack's CloudFormation ignores TimeToLiveSpecification on create: re-apply it from the
+    # template so local tables expire items like the cloud's.
+    ddb = boto3.client("dynamodb")
+    resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    for logical, res in template["Resources"].items():
+        ttl = res.get("Properties", {}).get("TimeToLiveSpecification")
+        if res["Type"] != "AWS::DynamoDB::Table" or not ttl:
+            continue
+        table = physical[logical]
+        current = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if current.get("TimeToLiveStatus") != "ENABLED":
+            ddb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+    print(json.dumps(outputs, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
