@@ -1,0 +1,885 @@
+//! `POST /{phone-number-id}/messages`: validation as Meta does it, rate limits, and the
+//! asynchronous outcome (statuses with pricing, or a `failed` status with Meta's error).
+
+use serde_json::{Value, json};
+
+use crate::model::{Outbound, Priced, Template, World};
+use crate::{GraphError, Simulator};
+
+const DAY_S: i64 = 86_400;
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn need<'a>(v: &'a Value, key: &str, path: &str) -> Result<&'a Value, GraphError> {
+    match v.get(key) {
+        Some(x) if !x.is_null() => Ok(x),
+        _ => Err(GraphError::missing(&format!("{path}['{key}']"))),
+    }
+}
+
+fn need_str<'a>(v: &'a Value, key: &str, path: &str) -> Result<&'a str, GraphError> {
+    need(v, key, path)?
+        .as_str()
+        .ok_or_else(|| GraphError::param(format!("Param {path}['{key}'] must be a string.")))
+}
+
+fn max_len(s: &str, max: usize, what: &str) -> Result<(), GraphError> {
+    if chars(s) > max {
+        Err(GraphError::param(format!(
+            "Param {what} must be at most {max} characters long."
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
+}
+
+fn media(v: &Value, kind: &str) -> Result<(), GraphError> {
+    let m = need(v, kind, "")?;
+    match (m.get("id"), m.get("link")) {
+        (Some(_), Some(_)) => {
+            return Err(GraphError::param(format!(
+                "Param {kind} must have either id or link, not both."
+            )));
+        }
+        (None, None) => {
+            return Err(GraphError::missing(&format!(
+                "{kind}['id'] or {kind}['link']"
+            )));
+        }
+        (None, Some(l)) if !l.as_str().is_some_and(is_url) => {
+            return Err(GraphError::invalid(format!(
+                "{kind}['link'] is not a valid URL."
+            )));
+        }
+        _ => {}
+    }
+    if let Some(c) = str_of(m, "caption") {
+        if matches!(kind, "audio" | "sticker") {
+            return Err(GraphError::param(format!(
+                "Param {kind}['caption'] is not supported."
+            )));
+        }
+        max_len(c, 1024, &format!("{kind}['caption']"))?;
+    }
+    Ok(())
+}
+
+fn interactive(v: &Value) -> Result<(), GraphError> {
+    let i = need(v, "interactive", "")?;
+    let kind = need_str(i, "type", "interactive")?;
+    let action = || need(i, "action", "interactive");
+    let body = |required: bool| -> Result<(), GraphError> {
+        match i.get("body") {
+            Some(b) => max_len(
+                need_str(b, "text", "interactive['body']")?,
+                1024,
+                "interactive['body']['text']",
+            ),
+            None if required => Err(GraphError::missing("interactive['body']")),
+            None => Ok(()),
+        }
+    };
+    if let Some(f) = i.get("footer") {
+        max_len(
+            need_str(f, "text", "interactive['footer']")?,
+            60,
+            "interactive['footer']['text']",
+        )?;
+    }
+    if let Some(h) = i.get("header")
+        && str_of(h, "type") == Some("text")
+    {
+        max_len(
+            need_str(h, "text", "interactive['header']")?,
+            60,
+            "interactive['header']['text']",
+        )?;
+    }
+    match kind {
+        "button" => {
+            body(true)?;
+            let buttons = need(action()?, "buttons", "interactive['action']")?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if buttons.is_empty() || buttons.len() > 3 {
+                return Err(GraphError::invalid(
+                    "interactive['action']['buttons'] must have 1 to 3 buttons.",
+                ));
+            }
+            let mut ids = Vec::new();
+            for b in &buttons {
+                let r = need(b, "reply", "button")?;
+                let id = need_str(r, "id", "button['reply']")?;
+                max_len(id, 256, "button['reply']['id']")?;
+                let title = need_str(r, "title", "button['reply']")?;
+                if title.is_empty() {
+                    return Err(GraphError::invalid(
+                        "button['reply']['title'] must not be empty.",
+                    ));
+                }
+                max_len(title, 20, "button['reply']['title']")?;
+                if ids.contains(&id) {
+                    return Err(GraphError::invalid("Button ids must be unique."));
+                }
+                ids.push(id);
+            }
+        }
+        "list" => {
+            body(true)?;
+            let a = action()?;
+            max_len(
+                need_str(a, "button", "interactive['action']")?,
+                20,
+                "interactive['action']['button']",
+            )?;
+            let sections = need(a, "sections", "interactive['action']")?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if sections.is_empty() || sections.len() > 10 {
+                return Err(GraphError::invalid(
+                    "interactive['action']['sections'] must have 1 to 10 sections.",
+                ));
+            }
+            let rows: Vec<Value> = sections
+                .iter()
+                .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+                .collect();
+            if rows.is_empty() || rows.len() > 10 {
+                return Err(GraphError::invalid(
+                    "A list message can have at most 10 rows in all.",
+                ));
+            }
+            for r in &rows {
+                max_len(need_str(r, "id", "row")?, 200, "row['id']")?;
+                max_len(need_str(r, "title", "row")?, 24, "row['title']")?;
+                if let Some(d) = str_of(r, "description") {
+                    max_len(d, 72, "row['description']")?;
+                }
+            }
+        }
+        "cta_url" => {
+            body(true)?;
+            let p = need(action()?, "parameters", "interactive['action']")?;
+            max_len(
+                need_str(p, "display_text", "parameters")?,
+                20,
+                "parameters['display_text']",
+            )?;
+            if !is_url(need_str(p, "url", "parameters")?) {
+                return Err(GraphError::invalid("parameters['url'] is not a valid URL."));
+            }
+        }
+        "product" => {
+            body(false)?;
+            need_str(action()?, "catalog_id", "interactive['action']")?;
+            need_str(action()?, "product_retailer_id", "interactive['action']")?;
+        }
+        "product_list" => {
+            body(true)?;
+            need(i, "header", "interactive")?;
+            let a = action()?;
+            need_str(a, "catalog_id", "interactive['action']")?;
+            let sections = need(a, "sections", "interactive['action']")?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total: usize = sections
+                .iter()
+                .map(|s| s["product_items"].as_array().map_or(0, Vec::len))
+                .sum();
+            if sections.is_empty() || sections.len() > 10 || total == 0 || total > 30 {
+                return Err(GraphError::invalid(
+                    "A product list has 1 to 10 sections and 1 to 30 products.",
+                ));
+            }
+        }
+        "flow" => {
+            body(true)?;
+            let p = need(action()?, "parameters", "interactive['action']")?;
+            need_str(p, "flow_message_version", "parameters")?;
+            need_str(p, "flow_cta", "parameters")?;
+            if p.get("flow_id").is_none() && p.get("flow_name").is_none() {
+                return Err(GraphError::missing("parameters['flow_id']"));
+            }
+        }
+        "catalog_message" | "location_request_message" | "call_permission_request" => {}
+        other => {
+            return Err(GraphError::param(format!(
+                "Param interactive['type'] is invalid: {other}."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Variables in a template text: `{{1}}`, `{{name}}`.
+pub(crate) fn variables(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim().to_owned());
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+fn bad_parameter_text(s: &str) -> bool {
+    s.contains('\n') || s.contains('\t') || s.contains("    ")
+}
+
+fn count_mismatch(expected: usize, got: usize, component: &str) -> GraphError {
+    GraphError::new(
+        400,
+        132000,
+        "Number of parameters does not match the expected number of params",
+        format!(
+            "{component}: number of localizable_params ({got}) does not match the expected number of params ({expected})"
+        ),
+    )
+}
+
+/// Checks a template message against the stored template, as Meta does at send time.
+fn template_params(t: &Template, sent: &Value, version_major: u32) -> Result<(), GraphError> {
+    let comps = sent
+        .get("components")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let find = |kind: &str| {
+        comps
+            .iter()
+            .find(|c| str_of(c, "type").is_some_and(|k| k.eq_ignore_ascii_case(kind)))
+            .cloned()
+    };
+    let named = t.parameter_format == "NAMED";
+    let mut body_len = 0usize;
+    for kind in ["header", "body"] {
+        let def = t.component(kind);
+        let text = def.and_then(|d| str_of(d, "text")).unwrap_or("");
+        let format = def.and_then(|d| str_of(d, "format")).unwrap_or("TEXT");
+        let expected: Vec<String> = if kind == "header" && format != "TEXT" {
+            vec!["media".into()]
+        } else {
+            variables(text)
+        };
+        let given = find(kind)
+            .and_then(|c| c.get("parameters").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        if given.len() != expected.len() {
+            return Err(count_mismatch(expected.len(), given.len(), kind));
+        }
+        if named && !(kind == "header" && format != "TEXT") {
+            let mut names: Vec<&str> = given
+                .iter()
+                .filter_map(|p| str_of(p, "parameter_name"))
+                .collect();
+            let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            want.sort_unstable();
+            if names != want {
+                return Err(GraphError::new(
+                    400,
+                    132000,
+                    "Number of parameters does not match the expected number of params",
+                    format!("{kind}: parameter names do not match the template's"),
+                ));
+            }
+        }
+        let mut hydrated = text.len();
+        for p in &given {
+            if let Some(s) = str_of(p, "text") {
+                if bad_parameter_text(s) {
+                    let code = if version_major >= 23 { 132018 } else { 132000 };
+                    return Err(GraphError::new(
+                        400,
+                        code,
+                        "There's an issue with the parameters in your template.",
+                        "Param text cannot have new-line/tab characters or more than 4 consecutive spaces",
+                    ));
+                }
+                hydrated += s.len();
+            }
+        }
+        if kind == "body" {
+            body_len = hydrated;
+        }
+    }
+    if body_len > 1024 + 4 * 16 {
+        return Err(GraphError::new(
+            400,
+            132005,
+            "Translated text too long",
+            "The body text exceeds 1024 characters once parameters are filled in",
+        ));
+    }
+    // Dynamic URL buttons need their suffix.
+    let buttons = t
+        .component("buttons")
+        .and_then(|b| b["buttons"].as_array().cloned())
+        .unwrap_or_default();
+    for (index, b) in buttons.iter().enumerate() {
+        if str_of(b, "type") == Some("URL") && str_of(b, "url").is_some_and(|u| u.contains("{{")) {
+            let given = comps.iter().find(|c| {
+                str_of(c, "type") == Some("button")
+                    && c["index"].to_string().trim_matches('"') == index.to_string()
+            });
+            if given
+                .and_then(|g| g["parameters"].as_array())
+                .is_none_or(Vec::is_empty)
+            {
+                return Err(count_mismatch(1, 0, &format!("button {index}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates a `/messages` body. Returns the message type.
+fn validate(body: &Value) -> Result<String, GraphError> {
+    if str_of(body, "messaging_product") != Some("whatsapp") {
+        return Err(GraphError::param(
+            "The parameter messaging_product is required and must be whatsapp.",
+        ));
+    }
+    if body.get("to").is_none() && body.get("recipient").is_none() {
+        return Err(GraphError::missing("to"));
+    }
+    if let Some(cb) = str_of(body, "biz_opaque_callback_data")
+        && cb.len() > 512
+    {
+        return Err(GraphError::param(
+            "Param biz_opaque_callback_data must be at most 512 characters long.",
+        ));
+    }
+    let kind = str_of(body, "type").unwrap_or("text").to_owned();
+    match kind.as_str() {
+        "text" => {
+            let t = need(body, "text", "")?;
+            let b = need_str(t, "body", "text")?;
+            if b.is_empty() {
+                return Err(GraphError::missing("text['body']"));
+            }
+            max_len(b, 4096, "text['body']")?;
+        }
+        "image" | "audio" | "video" | "document" | "sticker" => media(body, &kind)?,
+        "location" => {
+            let l = need(body, "location", "")?;
+            for k in ["latitude", "longitude"] {
+                if !need(l, k, "location")?.is_number() {
+                    return Err(GraphError::invalid(format!(
+                        "location['{k}'] must be a number."
+                    )));
+                }
+            }
+        }
+        "contacts" => {
+            let c = need(body, "contacts", "")?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if c.is_empty() {
+                return Err(GraphError::missing("contacts"));
+            }
+            for card in &c {
+                need_str(
+                    need(card, "name", "contacts")?,
+                    "formatted_name",
+                    "contacts['name']",
+                )?;
+            }
+        }
+        "reaction" => {
+            let r = need(body, "reaction", "")?;
+            need_str(r, "message_id", "reaction")?;
+            need_str(r, "emoji", "reaction")?;
+        }
+        "interactive" => interactive(body)?,
+        "template" => {
+            let t = need(body, "template", "")?;
+            need_str(t, "name", "template")?;
+            need_str(
+                need(t, "language", "template")?,
+                "code",
+                "template['language']",
+            )?;
+        }
+        other => {
+            return Err(GraphError::new(
+                400,
+                131051,
+                "Unsupported message type",
+                format!("Message type {other} is not supported."),
+            ));
+        }
+    }
+    Ok(kind)
+}
+
+/// The outcome of an accepted message, decided when it is accepted.
+struct Verdict {
+    outcome: Result<(), (i64, &'static str, &'static str)>,
+    priced: Priced,
+    category: String,
+}
+
+impl Simulator {
+    /// Handles a send. `version` is the request's API version (`v25.0`).
+    pub(crate) fn send_message(
+        &self,
+        phone_id: &str,
+        version: &str,
+        body: &Value,
+    ) -> Result<Value, GraphError> {
+        if str_of(body, "status") == Some("read") {
+            return self.mark_read(phone_id, body);
+        }
+        let kind = validate(body)?;
+        let cfg = self.config();
+        let now_ms = self.now_ms();
+        let now = now_ms / 1000;
+        let version_major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(25);
+        let mut world = self.world();
+        let phone = world
+            .phones
+            .get(phone_id)
+            .cloned()
+            .ok_or_else(|| unknown_object(phone_id))?;
+
+        // Template: exists in this language, approved, parameters match.
+        let mut template: Option<Template> = None;
+        if kind == "template" {
+            let t = &body["template"];
+            let name = str_of(t, "name").unwrap_or_default();
+            let lang = str_of(&t["language"], "code").unwrap_or_default();
+            let found = world
+                .templates
+                .values()
+                .find(|x| x.waba_id == phone.waba_id && x.name == name && x.language == lang)
+                .cloned();
+            let Some(found) = found else {
+                return Err(GraphError::new(
+                    404,
+                    132001,
+                    "Template name does not exist in the translation",
+                    format!("template name ({name}) does not exist in {lang}"),
+                ));
+            };
+            match found.status.as_str() {
+                "APPROVED" => {}
+                "PAUSED" => {
+                    return Err(GraphError::new(
+                        400,
+                        132015,
+                        "Template is Paused",
+                        format!("Template {name} is paused due to low quality"),
+                    ));
+                }
+                "DISABLED" => {
+                    return Err(GraphError::new(
+                        400,
+                        132016,
+                        "Template is Disabled",
+                        format!("Template {name} has been disabled"),
+                    ));
+                }
+                _ => {
+                    return Err(GraphError::new(
+                        404,
+                        132001,
+                        "Template name does not exist in the translation",
+                        format!("template {name} is not approved ({})", found.status),
+                    ));
+                }
+            }
+            template_params(&found, t, version_major)?;
+            template = Some(found);
+        }
+
+        // Recipient.
+        let (user_id, wa_id) = match (str_of(body, "recipient"), str_of(body, "to")) {
+            (Some(bsuid), _) => match world.users.get(bsuid) {
+                Some(u) => (u.user_id.clone(), u.wa_id.clone()),
+                None => {
+                    return Err(GraphError::invalid(format!(
+                        "Recipient {bsuid} is not a valid business-scoped user id for this business."
+                    )));
+                }
+            },
+            (None, Some(to)) => {
+                let digits: String = to.chars().filter(char::is_ascii_digit).collect();
+                if digits.len() < 7 || digits.len() > 15 {
+                    return Err(GraphError::invalid("Param to is not a valid phone number."));
+                }
+                let u = world.user_for_wa_id(&digits);
+                (u.user_id.clone(), u.wa_id.clone())
+            }
+            (None, None) => return Err(GraphError::missing("to")),
+        };
+
+        // Throughput: a token bucket of `mps` per number.
+        let mps = f64::from(phone.mps.max(1));
+        let (tokens, last) = world
+            .buckets
+            .get(phone_id)
+            .copied()
+            .unwrap_or((mps, now_ms));
+        let tokens = (tokens + (now_ms - last) as f64 / 1000.0 * mps).min(mps);
+        if tokens < 1.0 {
+            world.buckets.insert(phone_id.to_owned(), (tokens, now_ms));
+            return Err(GraphError::new(
+                429,
+                130429,
+                "Rate limit hit",
+                "Cloud API message throughput has been reached.",
+            ));
+        }
+        world
+            .buckets
+            .insert(phone_id.to_owned(), (tokens - 1.0, now_ms));
+
+        // Pair rate: one message per gap to one user.
+        let pair = (phone_id.to_owned(), user_id.clone());
+        if let Some(&last) = world.pair_last.get(&pair)
+            && now_ms - last < cfg.pair_rate_gap_ms
+        {
+            return Err(GraphError::new(
+                400,
+                131056,
+                "(Business Account, Consumer Account) pair rate limit hit",
+                "Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.",
+            ));
+        }
+        world.pair_last.insert(pair, now_ms);
+
+        let verdict = self.decide(&mut world, &cfg, &phone, &user_id, template.as_ref(), now);
+        let wamid = format!("wamid.{}", world.next_id("HBgLMTY1"));
+        let conv_key = (
+            phone_id.to_owned(),
+            user_id.clone(),
+            verdict.category.clone(),
+        );
+        let (conversation_id, conversation_expires) = match world.conversations.get(&conv_key) {
+            Some((id, exp)) if *exp > now => (id.clone(), *exp),
+            _ => {
+                let id = format!("{:032x}", self.random().to_bits() ^ world.seq);
+                world
+                    .conversations
+                    .insert(conv_key, (id.clone(), now + DAY_S));
+                (id, now + DAY_S)
+            }
+        };
+        let country = world
+            .users
+            .get(&user_id)
+            .map(|u| u.country.clone())
+            .unwrap_or_default();
+        let out = Outbound {
+            wamid: wamid.clone(),
+            phone_number_id: phone_id.to_owned(),
+            user_id: user_id.clone(),
+            wa_id: wa_id.clone(),
+            country,
+            message_type: kind,
+            template: template.as_ref().map(|t| t.name.clone()),
+            callback_data: str_of(body, "biz_opaque_callback_data").map(str::to_owned),
+            accepted_at: now,
+            priced: verdict.priced,
+            outcome: verdict.outcome.map_err(|e| e.0),
+            conversation_id,
+            conversation_expires,
+        };
+        world.outbound.insert(wamid.clone(), out.clone());
+        world.outbound_order.push(wamid.clone());
+        drop(world);
+        self.emit_statuses(&phone.waba_id, &phone, &out, verdict.outcome.err(), &cfg);
+
+        let mut contact =
+            json!({"input": str_of(body, "to").or(str_of(body, "recipient")).unwrap_or_default()});
+        if let Some(w) = &wa_id {
+            contact["wa_id"] = json!(w);
+        }
+        contact["user_id"] = json!(user_id);
+        Ok(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [contact],
+            "messages": [{"id": wamid, "message_status": "accepted"}],
+        }))
+    }
+
+    fn mark_read(&self, phone_id: &str, body: &Value) -> Result<Value, GraphError> {
+        let id = need_str(body, "message_id", "")?;
+        let mut world = self.world();
+        match world.inbound.get_mut(id) {
+            Some(m) if m.phone_number_id == phone_id => {
+                m.read = true;
+                Ok(json!({"success": true}))
+            }
+            _ => Err(GraphError::invalid(format!(
+                "Message {id} was not received by this phone number."
+            ))),
+        }
+    }
+
+    /// Window, consent, caps and limits: what will happen to an accepted message.
+    fn decide(
+        &self,
+        world: &mut World,
+        cfg: &crate::SimConfig,
+        phone: &crate::model::Phone,
+        user_id: &str,
+        template: Option<&Template>,
+        now: i64,
+    ) -> Verdict {
+        let category = template.map_or("service".to_owned(), |t| t.category.to_ascii_lowercase());
+        let waba_tier = world.wabas.get(&phone.waba_id).map(|w| w.tier);
+        let Some(user) = world.users.get_mut(user_id) else {
+            return Verdict {
+                outcome: Err((
+                    131026,
+                    "Message undeliverable",
+                    "Unable to deliver message.",
+                )),
+                priced: free("service"),
+                category,
+            };
+        };
+        let last_in = user.last_inbound.get(&phone.id).copied();
+        let in_window = last_in.is_some_and(|t| now < t + DAY_S);
+        // Our first reply within 24 h of a click-to-WhatsApp message opens the free entry point.
+        if let Some(&r) = user.last_referral.get(&phone.id)
+            && now < r + DAY_S
+            && user.fep_opened.get(&phone.id).is_none_or(|&o| o < r)
+        {
+            user.fep_opened.insert(phone.id.clone(), now);
+        }
+        let in_fep = user
+            .fep_opened
+            .get(&phone.id)
+            .is_some_and(|&o| now < o + 3 * DAY_S);
+        let fail = |code, title, details| Verdict {
+            outcome: Err((code, title, details)),
+            priced: free(&category),
+            category: category.clone(),
+        };
+
+        if !user.on_whatsapp {
+            return fail(
+                131026,
+                "Message undeliverable",
+                "Unable to deliver message. The recipient may not be a WhatsApp user.",
+            );
+        }
+        if template.is_none() && !in_window {
+            return fail(
+                131047,
+                "Re-engagement message",
+                "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+            );
+        }
+        if category == "marketing" {
+            if user.marketing_stopped {
+                return fail(
+                    131050,
+                    "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+                    "User stopped marketing messages",
+                );
+            }
+            if user.country == "US" {
+                return fail(
+                    131049,
+                    "This message was not delivered to maintain healthy ecosystem engagement.",
+                    "Marketing template messages to US phone numbers are not delivered.",
+                );
+            }
+            while user
+                .marketing_received
+                .front()
+                .is_some_and(|&t| t <= now - DAY_S)
+            {
+                user.marketing_received.pop_front();
+            }
+            if cfg
+                .marketing_cap_per_user
+                .is_some_and(|cap| user.marketing_received.len() >= cap as usize)
+            {
+                return fail(
+                    131049,
+                    "This message was not delivered to maintain healthy ecosystem engagement.",
+                    "Per-user marketing message limit reached.",
+                );
+            }
+            user.marketing_received.push_back(now);
+        }
+        let country = user.country.clone();
+        // Portfolio messaging limit: unique users reached outside a window in a moving 24 h.
+        if template.is_some()
+            && !in_window
+            && let Some(waba) = world.wabas.get_mut(&phone.waba_id)
+        {
+            waba.reached.retain(|_, &mut t| t > now - DAY_S);
+            let already = waba.reached.contains_key(user_id);
+            if !already
+                && waba_tier
+                    .and_then(|t| t.limit())
+                    .is_some_and(|limit| waba.reached.len() >= limit)
+            {
+                return fail(
+                    131048,
+                    "Spam rate limit hit",
+                    "Message failed to send because the business portfolio reached its messaging limit of unique users in 24 hours.",
+                );
+            }
+            waba.reached.insert(user_id.to_owned(), now);
+        }
+        let charged_from_2026 = cfg.pmp_2026_from.is_some_and(|t| now >= t);
+        let priced = if in_fep {
+            Priced {
+                category: "referral_conversion".into(),
+                kind: "free_entry_point".into(),
+            }
+        } else {
+            match category.as_str() {
+                "marketing" => regular("marketing"),
+                "authentication" if cfg.auth_international_countries.contains(&country) => {
+                    regular("authentication-international")
+                }
+                "authentication" => regular("authentication"),
+                c if in_window && !charged_from_2026 => Priced {
+                    category: c.into(),
+                    kind: "free_customer_service".into(),
+                },
+                c => regular(c),
+            }
+        };
+        Verdict {
+            outcome: Ok(()),
+            priced,
+            category,
+        }
+    }
+
+    fn emit_statuses(
+        &self,
+        waba_id: &str,
+        phone: &crate::model::Phone,
+        m: &Outbound,
+        failure: Option<(i64, &str, &str)>,
+        cfg: &crate::SimConfig,
+    ) {
+        let cbp = cfg
+            .webhook_version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|s| s.parse::<u32>().ok())
+            .is_some_and(|v| v <= 23);
+        let status = |s: &str| {
+            let mut st = json!({"id": m.wamid, "status": s, "timestamp": (m.accepted_at).to_string(), "recipient_user_id": m.user_id});
+            if let Some(w) = &m.wa_id {
+                st["recipient_id"] = json!(w);
+            }
+            if let Some(cb) = &m.callback_data {
+                st["biz_opaque_callback_data"] = json!(cb);
+            }
+            st
+        };
+        let value = |st: Value| json!({"messaging_product": "whatsapp", "metadata": {"display_phone_number": phone.display_phone_number, "phone_number_id": phone.id}, "statuses": [st]});
+        let d = cfg.status_delay_ms;
+        if let Some((code, title, details)) = failure {
+            let mut st = status("failed");
+            st["errors"] = json!([{"code": code, "title": title, "message": title, "error_data": {"details": details}, "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]);
+            self.emit(waba_id, "messages", value(st), d);
+            return;
+        }
+        let mut steps = vec!["sent", "delivered"];
+        if cfg.auto_read {
+            steps.push("read");
+        }
+        for (i, s) in steps.into_iter().enumerate() {
+            let mut st = status(s);
+            if cbp {
+                st["conversation"] = json!({"id": m.conversation_id, "expiration_timestamp": m.conversation_expires.to_string(), "origin": {"type": m.priced.category}});
+                st["pricing"] = json!({"billable": m.priced.billable(), "pricing_model": "CBP", "category": m.priced.category});
+            } else {
+                st["pricing"] = json!({"billable": m.priced.billable(), "pricing_model": "PMP", "type": m.priced.kind, "category": m.priced.category});
+            }
+            self.emit(waba_id, "messages", value(st), d * (i as u64 + 1));
+        }
+    }
+}
+
+fn regular(category: &str) -> Priced {
+    Priced {
+        category: category.into(),
+        kind: "regular".into(),
+    }
+}
+
+fn free(category: &str) -> Priced {
+    Priced {
+        category: category.into(),
+        kind: "free_customer_service".into(),
+    }
+}
+
+pub(crate) fn unknown_object(id: &str) -> GraphError {
+    GraphError {
+        http: 400,
+        code: 100,
+        subcode: Some(33),
+        message: format!(
+            "Unsupported post request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+        ),
+        details: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_positional_and_named_variables() {
+        assert_eq!(variables("Hi {{1}}, order {{2}} ships"), ["1", "2"]);
+        assert_eq!(variables("Hi {{first_name}}!"), ["first_name"]);
+        assert!(variables("no vars").is_empty());
+    }
+
+    #[test]
+    fn rejects_bodies_as_meta_does() {
+        let e = validate(&json!({"messaging_product":"whatsapp","to":"1555","type":"text","text":{"body":"a".repeat(4097)}})).unwrap_err();
+        assert_eq!(e.code, 100);
+        let e = validate(&json!({"messaging_product":"whatsapp","to":"1555","type":"poll"}))
+            .unwrap_err();
+        assert_eq!(e.code, 131051);
+        let e = validate(
+            &json!({"messaging_product":"whatsapp","to":"1555","type":"image","image":{}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 131008);
+        let four: Vec<Value> = (0..4)
+            .map(|i| json!({"type":"reply","reply":{"id":format!("b{i}"),"title":"t"}}))
+            .collect();
+        let e = validate(&json!({"messaging_product":"whatsapp","to":"1555","type":"interactive","interactive":{"type":"button","body":{"text":"?"},"action":{"buttons":four}}})).unwrap_err();
+        assert_eq!(e.code, 131009);
+    }
+}
