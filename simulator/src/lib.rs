@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use control::{Fault, FaultRoute, InboundSpec};
+pub use control::{Fault, FaultRoute, InboundSpec, PhoneChange};
 pub use model::{Delivery, Inbound, Outbound, Priced, RequestRecord, Tier};
 
 /// What the simulator does, and how Meta-like its webhooks are.
