@@ -1,14 +1,20 @@
 //! In-memory implementations of the ports, for unit tests (feature `fakes`). They keep the
-//! contracts of the real adapters (monotonic windows, first-writer-wins claims) so that handler
-//! tests mean something; the adapters themselves are tested against ministack.
+//! contracts of the real adapters (monotonic windows and timestamps, first-writer-wins records)
+//! so that handler tests mean something; the adapters themselves are tested against ministack.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::policy::WindowState;
+use crate::ingest::IngestPorts;
+use crate::policy::{Consent, WindowState, merge_status, status_rank};
 use crate::ports::{
-    Claim, DedupeStore, MessageQueue, QueueError, SecretError, SecretSource, Secrets, SessionStore,
-    StoreError, UserKey,
+    Begin, Claim, ConsentEvent, ContactStore, DedupeStore, MessageQueue, MessageRecord,
+    MessageStore, PhoneStateStore, Quarantine, QueueError, SecretError, SecretSource, Secrets,
+    SessionStore, StatusUpdate, StoreError, TemplateRecord, TemplateStore, UserKey,
+};
+use crate::webhook::{
+    AccountUpdate, BusinessCapabilityUpdate, PhoneNumberQualityUpdate, TemplateCategoryUpdate,
+    TemplateStatusUpdate,
 };
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -17,7 +23,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[derive(Debug, Default)]
 pub struct MemorySessions {
-    items: Mutex<HashMap<UserKey, WindowState>>,
+    pub items: Mutex<HashMap<UserKey, WindowState>>,
 }
 
 impl SessionStore for MemorySessions {
@@ -49,9 +55,19 @@ impl SessionStore for MemorySessions {
     }
 }
 
+#[derive(Debug, Clone)]
+struct Record {
+    done: bool,
+    hash: String,
+    in_progress_until_ms: i64,
+    expires_at: i64,
+    result: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryDedupe {
     claims: Mutex<HashMap<String, i64>>,
+    records: Mutex<HashMap<String, Record>>,
 }
 
 impl DedupeStore for MemoryDedupe {
@@ -64,6 +80,256 @@ impl DedupeStore for MemoryDedupe {
                 Ok(Claim::First)
             }
         }
+    }
+
+    async fn begin(
+        &self,
+        key: &str,
+        hash: &str,
+        now_ms: i64,
+        until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Begin, StoreError> {
+        let mut records = lock(&self.records);
+        if let Some(r) = records.get(key) {
+            let free = r.expires_at < now_ms / 1000 || (!r.done && r.in_progress_until_ms < now_ms);
+            if !free {
+                return Ok(if r.hash != hash {
+                    Begin::PayloadMismatch
+                } else if r.done {
+                    Begin::Completed {
+                        result: r.result.clone(),
+                    }
+                } else {
+                    Begin::InProgress
+                });
+            }
+        }
+        records.insert(
+            key.to_owned(),
+            Record {
+                done: false,
+                hash: hash.to_owned(),
+                in_progress_until_ms: until_ms,
+                expires_at,
+                result: None,
+            },
+        );
+        Ok(Begin::Started)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(r) = lock(&self.records).get_mut(key) {
+            r.done = true;
+            r.result = result.map(str::to_owned);
+            r.expires_at = expires_at;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.records).remove(key);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryContacts {
+    pub consent: Mutex<HashMap<UserKey, Consent>>,
+    pub aliases: Mutex<HashMap<(String, String), String>>,
+}
+
+impl ContactStore for MemoryContacts {
+    async fn record_consent(
+        &self,
+        key: &UserKey,
+        event: ConsentEvent,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut all = lock(&self.consent);
+        let c = all.entry(key.clone()).or_default();
+        let slot = match event {
+            ConsentEvent::OptIn => &mut c.opt_in_at,
+            ConsentEvent::OptOut => &mut c.opt_out_at,
+            ConsentEvent::MarketingStop => &mut c.marketing_stop_at,
+            ConsentEvent::MarketingResume => &mut c.marketing_resume_at,
+        };
+        *slot = Some(slot.map_or(at, |t| t.max(at)));
+        Ok(())
+    }
+
+    async fn consent(&self, key: &UserKey) -> Result<Consent, StoreError> {
+        Ok(lock(&self.consent).get(key).copied().unwrap_or_default())
+    }
+
+    async fn record_alias(
+        &self,
+        phone: &str,
+        wa_id: &str,
+        user_id: &str,
+        _at: i64,
+    ) -> Result<(), StoreError> {
+        lock(&self.aliases).insert((phone.to_owned(), wa_id.to_owned()), user_id.to_owned());
+        Ok(())
+    }
+
+    async fn resolve_alias(&self, phone: &str, wa_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.aliases)
+            .get(&(phone.to_owned(), wa_id.to_owned()))
+            .cloned())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryMessages {
+    pub items: Mutex<HashMap<String, MessageRecord>>,
+}
+
+impl MessageStore for MemoryMessages {
+    async fn merge_status(&self, u: StatusUpdate<'_>) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        let m = items.entry(u.wamid.to_owned()).or_default();
+        if m.pricing_category.is_none()
+            && let Some(p) = u.pricing
+        {
+            m.pricing_category = Some(p.category.to_string());
+            m.pricing_type = p.kind.as_ref().map(ToString::to_string);
+            m.pricing_model = p.pricing_model.as_ref().map(ToString::to_string);
+        }
+        let advances = match &m.status {
+            None => true,
+            Some(cur) => status_rank(u.status) > status_rank(cur),
+        };
+        if advances {
+            m.status = Some(merge_status(m.status.as_ref(), u.status));
+            m.status_at = Some(u.at);
+            m.error_code = u.error.map(|e| e.code).or(m.error_code);
+            m.callback_data = u
+                .callback_data
+                .map(str::to_owned)
+                .or(m.callback_data.take());
+        }
+        Ok(advances)
+    }
+
+    async fn message(&self, wamid: &str) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(lock(&self.items).get(wamid).cloned())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryTemplates {
+    pub items: Mutex<HashMap<String, TemplateRecord>>,
+}
+
+impl TemplateStore for MemoryTemplates {
+    async fn record_status(
+        &self,
+        waba: &str,
+        u: &TemplateStatusUpdate,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        let t = items
+            .entry(format!(
+                "{waba}#{}#{}",
+                u.message_template_name, u.message_template_language
+            ))
+            .or_default();
+        if t.status_at.is_some_and(|s| s > at) {
+            return Ok(false);
+        }
+        t.status = Some(u.event.to_string());
+        t.status_at = Some(at);
+        t.reason = u.reason.clone();
+        t.template_id = Some(u.message_template_id.clone());
+        Ok(true)
+    }
+
+    async fn record_category(
+        &self,
+        waba: &str,
+        u: &TemplateCategoryUpdate,
+        _at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        let t = items
+            .entry(format!(
+                "{waba}#{}#{}",
+                u.message_template_name, u.message_template_language
+            ))
+            .or_default();
+        t.category = u.new_category.as_ref().map(ToString::to_string);
+        Ok(true)
+    }
+
+    async fn template(
+        &self,
+        waba: &str,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<TemplateRecord>, StoreError> {
+        Ok(lock(&self.items)
+            .get(&format!("{waba}#{name}#{language}"))
+            .cloned())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryPhones {
+    pub items: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl PhoneStateStore for MemoryPhones {
+    async fn record_quality(
+        &self,
+        waba: &str,
+        u: &PhoneNumberQualityUpdate,
+        _at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        items
+            .entry(format!("PN#{waba}#{}", u.display_phone_number))
+            .or_default()
+            .insert("quality_event".into(), u.event.to_string());
+        Ok(true)
+    }
+
+    async fn record_capability(
+        &self,
+        waba: &str,
+        u: &BusinessCapabilityUpdate,
+        _at: i64,
+    ) -> Result<bool, StoreError> {
+        if let Some(t) = &u.max_daily_conversations_per_business {
+            lock(&self.items)
+                .entry(format!("WABA#{waba}"))
+                .or_default()
+                .insert("messaging_limit".into(), t.to_string());
+        }
+        Ok(true)
+    }
+
+    async fn record_account(
+        &self,
+        waba: &str,
+        u: &AccountUpdate,
+        _at: i64,
+    ) -> Result<bool, StoreError> {
+        lock(&self.items)
+            .entry(format!("WABA#{waba}"))
+            .or_default()
+            .insert("account_event".into(), u.event.clone());
+        Ok(true)
+    }
+
+    async fn state(&self, pk: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(lock(&self.items).get(pk).cloned().unwrap_or_default())
     }
 }
 
@@ -91,6 +357,20 @@ impl MessageQueue for MemoryQueue {
     }
 }
 
+/// Keeps quarantined bodies in memory.
+#[derive(Debug, Default)]
+pub struct MemoryQuarantine {
+    pub kept: Mutex<Vec<(Vec<u8>, String)>>,
+}
+
+impl Quarantine for MemoryQuarantine {
+    async fn keep(&self, body: &[u8], reason: &str) -> Result<String, StoreError> {
+        let mut kept = lock(&self.kept);
+        kept.push((body.to_vec(), reason.to_owned()));
+        Ok(format!("mem://{reason}/{}", kept.len()))
+    }
+}
+
 /// Fixed secrets.
 #[derive(Debug, Clone)]
 pub struct StaticSecrets(pub Arc<Secrets>);
@@ -111,5 +391,49 @@ impl SecretSource for StaticSecrets {
     }
     async fn refresh(&self) -> Result<Arc<Secrets>, SecretError> {
         Ok(Arc::clone(&self.0))
+    }
+}
+
+/// Every ingest port in memory.
+#[derive(Debug, Default)]
+pub struct MemoryPorts {
+    pub sessions: MemorySessions,
+    pub contacts: MemoryContacts,
+    pub messages: MemoryMessages,
+    pub templates: MemoryTemplates,
+    pub phones: MemoryPhones,
+    pub dedupe: MemoryDedupe,
+    pub inbound: MemoryQueue,
+}
+
+impl IngestPorts for MemoryPorts {
+    type Sessions = MemorySessions;
+    type Contacts = MemoryContacts;
+    type Messages = MemoryMessages;
+    type Templates = MemoryTemplates;
+    type Phones = MemoryPhones;
+    type Dedupe = MemoryDedupe;
+    type Inbound = MemoryQueue;
+
+    fn sessions(&self) -> &MemorySessions {
+        &self.sessions
+    }
+    fn contacts(&self) -> &MemoryContacts {
+        &self.contacts
+    }
+    fn messages(&self) -> &MemoryMessages {
+        &self.messages
+    }
+    fn templates(&self) -> &MemoryTemplates {
+        &self.templates
+    }
+    fn phones(&self) -> &MemoryPhones {
+        &self.phones
+    }
+    fn dedupe(&self) -> &MemoryDedupe {
+        &self.dedupe
+    }
+    fn inbound(&self) -> &MemoryQueue {
+        &self.inbound
     }
 }

@@ -12,6 +12,7 @@
 pub mod adapters;
 pub mod config;
 pub mod graph;
+pub mod ingest;
 pub mod job;
 pub mod policy;
 pub mod ports;

@@ -9,7 +9,11 @@ use crate::graph::{
     Classification, GraphErrorBody, MarkReadRequest, PhoneNumberInfo, SendMessageRequest,
     SendMessageResponse, classify, classify_transport,
 };
-use crate::policy::WindowState;
+use crate::policy::{Consent, WindowState};
+use crate::webhook::{
+    AccountUpdate, ApiError, BusinessCapabilityUpdate, Conversation, PhoneNumberQualityUpdate,
+    Pricing, StatusKind, TemplateCategoryUpdate, TemplateStatusUpdate,
+};
 
 /// The three secrets of a deployment, from one Secrets Manager secret (JSON with keys
 /// `app_secret`, `verify_token`, `access_token`). `Debug` never prints them.
@@ -110,7 +114,23 @@ pub enum Claim {
     Duplicate,
 }
 
-/// Atomic first-writer-wins claims, for exactly-once effects.
+/// What [`DedupeStore::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The record is ours: do the work, then `complete` (or `release` on failure).
+    Started,
+    /// Someone else holds it and their in-progress lease has not expired: retry later.
+    InProgress,
+    /// The work was done; `result` is what `complete` stored.
+    Completed { result: Option<String> },
+    /// The key was used with a different payload: refuse (never replay another job's result).
+    PayloadMismatch,
+}
+
+/// Atomic claims and idempotency records, for exactly-once effects (the semantics of
+/// Powertools' idempotency utility: one conditional put takes the record; an in-progress record
+/// expires with the holder's deadline; a completed one answers duplicates; the payload hash is
+/// checked on every path).
 pub trait DedupeStore: Send + Sync {
     /// Claims `key` until `expires_at` (epoch seconds) in one conditional write. An expired claim
     /// still present in the table counts as absent.
@@ -120,6 +140,191 @@ pub trait DedupeStore: Send + Sync {
         now: i64,
         expires_at: i64,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Takes the idempotency record `key` for a payload hashing to `payload_hash`, in progress
+    /// until `in_progress_until_ms` (epoch ms: the holder's deadline); the record lives until
+    /// `expires_at` (epoch s).
+    fn begin(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Begin, StoreError>> + Send;
+
+    /// Marks `key` done, storing `result` for duplicates.
+    fn complete(
+        &self,
+        key: &str,
+        result: Option<&str>,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives `key` up after a failure so that a retry can take it.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A change of a user's consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentEvent {
+    /// The user agreed to business-initiated messages (keyword or a producer's record).
+    OptIn,
+    /// The user withdrew consent (keyword such as STOP).
+    OptOut,
+    /// The user stopped marketing messages (`user_preferences` or error 131050).
+    MarketingStop,
+    /// The user resumed marketing messages.
+    MarketingResume,
+}
+
+/// Consent records and the phone-number → business-scoped-id alias.
+pub trait ContactStore: Send + Sync {
+    /// Records `event` at `at`; monotonic: an older event arriving late changes nothing.
+    fn record_consent(
+        &self,
+        key: &UserKey,
+        event: ConsentEvent,
+        at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn consent(&self, key: &UserKey) -> impl Future<Output = Result<Consent, StoreError>> + Send;
+
+    /// Remembers that `wa_id` is `user_id` for this business number.
+    fn record_alias(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The business-scoped id known for `wa_id`, if any.
+    fn resolve_alias(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// A status webhook, as the message store merges it.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusUpdate<'a> {
+    pub wamid: &'a str,
+    pub phone_number_id: &'a str,
+    pub status: &'a StatusKind,
+    pub at: i64,
+    pub recipient: Option<&'a str>,
+    pub callback_data: Option<&'a str>,
+    pub pricing: Option<&'a Pricing>,
+    pub conversation: Option<&'a Conversation>,
+    pub error: Option<&'a ApiError>,
+}
+
+/// What the message store holds about one outbound message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub status: Option<StatusKind>,
+    pub status_at: Option<i64>,
+    pub error_code: Option<i64>,
+    pub pricing_category: Option<String>,
+    pub pricing_type: Option<String>,
+    pub pricing_model: Option<String>,
+    pub conversation_id: Option<String>,
+    pub callback_data: Option<String>,
+}
+
+/// Outbound messages and their delivery status.
+pub trait MessageStore: Send + Sync {
+    /// Merges a status monotonically (sent < delivered < read < failed) in one conditional
+    /// write; returns whether it changed the stored status. Pricing is kept from whichever
+    /// status carries it first.
+    fn merge_status(
+        &self,
+        update: StatusUpdate<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn message(
+        &self,
+        wamid: &str,
+    ) -> impl Future<Output = Result<Option<MessageRecord>, StoreError>> + Send;
+}
+
+/// What the templates table holds about one template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateRecord {
+    pub template_id: Option<String>,
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub reason: Option<String>,
+    pub status_at: Option<i64>,
+}
+
+/// Templates as Meta reports them.
+pub trait TemplateStore: Send + Sync {
+    /// Records a status event observed at `at` (entry time); monotonic by `at`.
+    fn record_status(
+        &self,
+        waba_id: &str,
+        update: &TemplateStatusUpdate,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records a category change observed at `at`; monotonic by `at`.
+    fn record_category(
+        &self,
+        waba_id: &str,
+        update: &TemplateCategoryUpdate,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn template(
+        &self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+    ) -> impl Future<Output = Result<Option<TemplateRecord>, StoreError>> + Send;
+}
+
+/// Phone-number and account state as Meta's webhooks report it.
+pub trait PhoneStateStore: Send + Sync {
+    fn record_quality(
+        &self,
+        waba_id: &str,
+        update: &PhoneNumberQualityUpdate,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn record_capability(
+        &self,
+        waba_id: &str,
+        update: &BusinessCapabilityUpdate,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn record_account(
+        &self,
+        waba_id: &str,
+        update: &AccountUpdate,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The stored attributes of one state item (`PN#<waba>#<display number>` or `WABA#<waba>`),
+    /// as strings, for inspection and the poller.
+    fn state(
+        &self,
+        pk: &str,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, String>, StoreError>> + Send;
+}
+
+/// Where bodies we cannot parse are kept for inspection.
+pub trait Quarantine: Send + Sync {
+    /// Stores `body` and returns where it went.
+    fn keep(
+        &self,
+        body: &[u8],
+        reason: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 /// A failure to enqueue.

@@ -1,4 +1,4 @@
-//! Implementations of the ports on AWS (DynamoDB, SQS, Secrets Manager) and on the Graph API
+//! Implementations of the ports on AWS (DynamoDB, SQS, Secrets Manager, S3) and on the Graph API
 //! over HTTPS (reqwest with rustls).
 //!
 //! The AWS clients are built from [`aws_sdk_config`], which honours the standard environment
@@ -6,15 +6,107 @@
 
 mod dynamodb;
 mod graph_http;
+mod s3;
 mod secrets;
 mod sqs;
 
-pub use dynamodb::{DynamoDedupeStore, DynamoSessionStore, SESSION_TTL_SLACK_SECONDS};
+pub use dynamodb::{
+    DynamoContactStore, DynamoDedupeStore, DynamoMessageStore, DynamoPhoneStateStore,
+    DynamoSessionStore, DynamoTemplateStore, SESSION_TTL_SLACK_SECONDS,
+};
 pub use graph_http::{GraphHttpClient, GraphHttpConfig};
+pub use s3::S3Quarantine;
 pub use secrets::{CachedSecrets, SecretFetcher, SecretsManagerFetcher};
 pub use sqs::SqsQueue;
 
 /// Loads the AWS SDK configuration from the environment, once per cold start.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Every ingest port on AWS: the DynamoDB tables and the bots' inbound queue.
+#[derive(Debug, Clone)]
+pub struct AwsIngestPorts {
+    pub sessions: DynamoSessionStore,
+    pub contacts: DynamoContactStore,
+    pub messages: DynamoMessageStore,
+    pub templates: DynamoTemplateStore,
+    pub phones: DynamoPhoneStateStore,
+    pub dedupe: DynamoDedupeStore,
+    pub inbound: SqsQueue,
+}
+
+/// Table names and queue URL of the ingest ports (from the functions' configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestResources {
+    pub sessions_table: String,
+    pub contacts_table: String,
+    pub messages_table: String,
+    pub templates_table: String,
+    pub phone_state_table: String,
+    pub dedupe_table: String,
+    pub inbound_queue_url: String,
+}
+
+impl IngestResources {
+    /// From `SESSIONS_TABLE`, `CONTACTS_TABLE`, `MESSAGES_TABLE`, `TEMPLATES_TABLE`,
+    /// `PHONE_STATE_TABLE`, `DEDUPE_TABLE`, `INBOUND_QUEUE_URL`.
+    pub fn from_env(env: &impl crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        Ok(IngestResources {
+            sessions_table: env.required("SESSIONS_TABLE")?,
+            contacts_table: env.required("CONTACTS_TABLE")?,
+            messages_table: env.required("MESSAGES_TABLE")?,
+            templates_table: env.required("TEMPLATES_TABLE")?,
+            phone_state_table: env.required("PHONE_STATE_TABLE")?,
+            dedupe_table: env.required("DEDUPE_TABLE")?,
+            inbound_queue_url: env.required("INBOUND_QUEUE_URL")?,
+        })
+    }
+}
+
+impl AwsIngestPorts {
+    pub fn new(aws: &aws_config::SdkConfig, r: &IngestResources) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        AwsIngestPorts {
+            sessions: DynamoSessionStore::new(ddb.clone(), &r.sessions_table),
+            contacts: DynamoContactStore::new(ddb.clone(), &r.contacts_table),
+            messages: DynamoMessageStore::new(ddb.clone(), &r.messages_table),
+            templates: DynamoTemplateStore::new(ddb.clone(), &r.templates_table),
+            phones: DynamoPhoneStateStore::new(ddb.clone(), &r.phone_state_table),
+            dedupe: DynamoDedupeStore::new(ddb, &r.dedupe_table),
+            inbound: SqsQueue::new(aws_sdk_sqs::Client::new(aws), &r.inbound_queue_url),
+        }
+    }
+}
+
+impl crate::ingest::IngestPorts for AwsIngestPorts {
+    type Sessions = DynamoSessionStore;
+    type Contacts = DynamoContactStore;
+    type Messages = DynamoMessageStore;
+    type Templates = DynamoTemplateStore;
+    type Phones = DynamoPhoneStateStore;
+    type Dedupe = DynamoDedupeStore;
+    type Inbound = SqsQueue;
+
+    fn sessions(&self) -> &DynamoSessionStore {
+        &self.sessions
+    }
+    fn contacts(&self) -> &DynamoContactStore {
+        &self.contacts
+    }
+    fn messages(&self) -> &DynamoMessageStore {
+        &self.messages
+    }
+    fn templates(&self) -> &DynamoTemplateStore {
+        &self.templates
+    }
+    fn phones(&self) -> &DynamoPhoneStateStore {
+        &self.phones
+    }
+    fn dedupe(&self) -> &DynamoDedupeStore {
+        &self.dedupe
+    }
+    fn inbound(&self) -> &SqsQueue {
+        &self.inbound
+    }
 }

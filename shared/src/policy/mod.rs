@@ -2,11 +2,13 @@
 //!
 //! All times are epoch seconds (UTC).
 
+mod consent;
 mod pricing;
 mod status;
 mod tier;
 mod window;
 
+pub use consent::*;
 pub use pricing::*;
 pub use status::*;
 pub use tier::*;

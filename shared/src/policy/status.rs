@@ -7,7 +7,8 @@
 
 use crate::webhook::StatusKind;
 
-fn rank(s: &StatusKind) -> u8 {
+/// The position of a status in the merge order (0: unranked, never overrides a known status).
+pub fn status_rank(s: &StatusKind) -> u8 {
     match s {
         StatusKind::Other(_) | StatusKind::Deleted => 0,
         StatusKind::Sent => 1,
@@ -24,7 +25,7 @@ pub fn merge_status(current: Option<&StatusKind>, incoming: &StatusKind) -> Stat
         None => incoming.clone(),
         Some(cur) => {
             // Ties (two unranked values) break on the wire string so the merge stays commutative.
-            if (rank(incoming), incoming.as_str()) > (rank(cur), cur.as_str()) {
+            if (status_rank(incoming), incoming.as_str()) > (status_rank(cur), cur.as_str()) {
                 incoming.clone()
             } else {
                 cur.clone()

@@ -1,6 +1,4 @@
-//! DynamoDB adapters: the sessions table and dedupe claims.
-//!
-//! Sessions table (partition key `pk`, string; TTL attribute `expires_at`):
+//! The sessions table (partition key `pk`, string; TTL attribute `expires_at`):
 //!
 //! | attribute | type | meaning |
 //! |---|---|---|
@@ -14,12 +12,11 @@
 //! backwards. Windows are computed from the timestamps, never from an item's presence.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use std::collections::HashMap;
+use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::{Item, n, num, update_conditionally};
 use crate::policy::{CSW_SECONDS, FEP_REPLY_WITHIN_SECONDS, FEP_SECONDS, WindowState};
-use crate::ports::{Claim, DedupeStore, SessionStore, StoreError, UserKey};
+use crate::ports::{SessionStore, StoreError, UserKey};
 
 /// Kept past the last window the item describes, so late webhooks still find it.
 pub const SESSION_TTL_SLACK_SECONDS: i64 = 7 * 24 * 3600;
@@ -44,16 +41,6 @@ impl DynamoSessionStore {
     }
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-fn num(item: &Item, name: &str) -> Option<i64> {
-    item.get(name)?.as_n().ok()?.parse().ok()
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
 fn state_of(item: &Item) -> WindowState {
     WindowState {
         last_inbound_at: num(item, "last_inbound_at"),
@@ -62,39 +49,7 @@ fn state_of(item: &Item) -> WindowState {
     }
 }
 
-/// Whether an SDK error is a failed condition, and if so the item as it was.
-fn condition_failed<E>(err: &SdkError<E>) -> Option<Option<Item>>
-where
-    E: ConditionFailure,
-{
-    err.as_service_error().and_then(ConditionFailure::old_item)
-}
-
-trait ConditionFailure {
-    fn old_item(&self) -> Option<Option<Item>>;
-}
-
-impl ConditionFailure for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
-    fn old_item(&self) -> Option<Option<Item>> {
-        match self {
-            Self::ConditionalCheckFailedException(e) => Some(e.item().cloned()),
-            _ => None,
-        }
-    }
-}
-
-impl ConditionFailure for aws_sdk_dynamodb::operation::put_item::PutItemError {
-    fn old_item(&self) -> Option<Option<Item>> {
-        match self {
-            Self::ConditionalCheckFailedException(e) => Some(e.item().cloned()),
-            _ => None,
-        }
-    }
-}
-
 impl DynamoSessionStore {
-    /// A conditional update that returns the item after it, or the item as it was when the
-    /// condition did not hold.
     async fn conditional_update(
         &self,
         operation: &'static str,
@@ -103,25 +58,17 @@ impl DynamoSessionStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Item>, StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::pk(key))
-            .update_expression(update)
-            .condition_expression(condition)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (k, v) in values {
-            req = req.expression_attribute_values(k, v);
-        }
-        match req.send().await {
-            Ok(out) => Ok(out.attributes),
-            Err(e) => match condition_failed(&e) {
-                Some(old) => Ok(old),
-                None => Err(StoreError::new(operation, e)),
-            },
-        }
+        update_conditionally(
+            &self.client,
+            &self.table,
+            Self::pk(key),
+            operation,
+            update,
+            condition,
+            values,
+        )
+        .await
+        .map(|u| u.item)
     }
 }
 
@@ -188,42 +135,5 @@ impl SessionStore for DynamoSessionStore {
             )
             .await?;
         Ok(item.as_ref().map(state_of).unwrap_or_default())
-    }
-}
-
-/// Dedupe claims (partition key `pk`, string; TTL attribute `expires_at`).
-#[derive(Debug, Clone)]
-pub struct DynamoDedupeStore {
-    client: Client,
-    table: String,
-}
-
-impl DynamoDedupeStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoDedupeStore {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-impl DedupeStore for DynamoDedupeStore {
-    async fn claim(&self, key: &str, now: i64, expires_at: i64) -> Result<Claim, StoreError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(key.to_owned()))
-            .item("expires_at", n(expires_at))
-            .item("claimed_at", n(now))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Claim::First),
-            Err(e) if condition_failed(&e).is_some() => Ok(Claim::Duplicate),
-            Err(e) => Err(StoreError::new("dedupe.claim", e)),
-        }
     }
 }

@@ -1,0 +1,163 @@
+//! The `event-processor` function: webhook items from the events queue (one item per message,
+//! put there by the webhook when it could not process them inline), processed with the same
+//! exactly-once code as the webhook. Reports partial batch failures: only the records that
+//! failed are retried, and a record that keeps failing reaches the DLQ after the redrive count.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use futures_util::future::join_all;
+use shared::ingest::{self, IngestConfig, IngestPorts, Outcome};
+use shared::webhook::Envelope;
+use tracing::{Instrument, info, info_span, warn};
+
+/// The handler, generic over its ports.
+pub struct Processor<P> {
+    pub ports: P,
+    pub ingest: IngestConfig,
+    /// Records processed at once.
+    pub concurrency: usize,
+}
+
+/// Why a record was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Not an envelope: a bug upstream; retried, then dead-lettered for inspection.
+    Unreadable,
+    /// A store or queue failed, or another delivery holds the item: retry later.
+    Retry,
+}
+
+impl<P: IngestPorts> Processor<P> {
+    pub async fn handle(&self, records: &[SqsMessage], now_ms: i64) -> SqsBatchResponse {
+        let mut failures = Vec::new();
+        for chunk in records.chunks(self.concurrency.max(1)) {
+            let results = join_all(chunk.iter().map(|r| {
+                let span = info_span!("record", message_id = r.message_id.as_deref().unwrap_or(""));
+                self.record(r, now_ms).instrument(span)
+            }))
+            .await;
+            for (record, result) in chunk.iter().zip(results) {
+                if let Err(kind) = result {
+                    warn!(
+                        message_id = record.message_id.as_deref().unwrap_or(""),
+                        ?kind,
+                        "record failed"
+                    );
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = record.message_id.clone().unwrap_or_default();
+                    failures.push(f);
+                }
+            }
+        }
+        info!(
+            records = records.len(),
+            failed = failures.len(),
+            "batch processed"
+        );
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        response
+    }
+
+    async fn record(&self, record: &SqsMessage, now_ms: i64) -> Result<(), Failure> {
+        let body = record.body.as_deref().unwrap_or("");
+        let envelope = Envelope::from_slice(body.as_bytes()).map_err(|_| Failure::Unreadable)?;
+        for (ctx, item) in envelope.items() {
+            match ingest::process(&self.ports, &self.ingest, ctx, item, now_ms).await {
+                Ok(Outcome::InFlight) => return Err(Failure::Retry),
+                Ok(Outcome::Skipped(reason)) => info!(reason, "item skipped"),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "item failed");
+                    return Err(Failure::Retry);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::fakes::MemoryPorts;
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../../events/meta/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reports_exactly_the_failed_records() {
+        let p = Processor {
+            ports: MemoryPorts::default(),
+            ingest: IngestConfig::default(),
+            concurrency: 4,
+        };
+        let records = [
+            record("1", &fixture("inbound-text.json")),
+            record("2", "not json"),
+            record("3", &fixture("status-delivered-pmp.json")),
+            record("4", "{}"),
+            record("5", &fixture("unknown-field.json")),
+        ];
+        let resp = p.handle(&records, 1_751_234_567_000).await;
+        let ids: Vec<&str> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["2", "4"]);
+        assert_eq!(p.ports.inbound.bodies().len(), 1);
+        assert!(
+            p.ports
+                .messages
+                .items
+                .lock()
+                .unwrap()
+                .contains_key("wamid.HBgNSTATUS1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_retries_only_that_record() {
+        let p = Processor {
+            ports: MemoryPorts::default(),
+            ingest: IngestConfig::default(),
+            concurrency: 4,
+        };
+        p.ports
+            .inbound
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let records = [
+            record("a", &fixture("inbound-text.json")),
+            record("b", &fixture("status-sent-cbp.json")),
+        ];
+        let resp = p.handle(&records, 1_751_234_567_000).await;
+        let ids: Vec<&str> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["a"]);
+        // The retry succeeds once the queue is back, and forwards exactly once.
+        p.ports
+            .inbound
+            .fail
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let resp = p.handle(&records[..1], 1_751_234_568_000).await;
+        assert!(resp.batch_item_failures.is_empty());
+        p.handle(&records[..1], 1_751_234_569_000).await;
+        assert_eq!(p.ports.inbound.bodies().len(), 1);
+    }
+}

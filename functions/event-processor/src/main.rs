@@ -1,0 +1,42 @@
+//! Lambda entry point of the `event-processor` function: wiring only.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use event_processor::Processor;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::adapters::{AwsIngestPorts, IngestResources, aws_sdk_config};
+use shared::config::{Env, ProcessEnv};
+use shared::ingest::{IngestConfig, fold_all};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = ProcessEnv;
+    let resources = IngestResources::from_env(&env).expect("event-processor configuration");
+    let defaults = IngestConfig::default();
+    let ingest = IngestConfig {
+        opt_out_keywords: env
+            .get("OPT_OUT_KEYWORDS")
+            .map_or(defaults.opt_out_keywords.clone(), |v| fold_all(&v)),
+        opt_in_keywords: env
+            .get("OPT_IN_KEYWORDS")
+            .map_or(defaults.opt_in_keywords.clone(), |v| fold_all(&v)),
+        ..defaults
+    };
+    let concurrency = env
+        .parsed_or("RECORD_CONCURRENCY", 10usize)
+        .expect("RECORD_CONCURRENCY");
+    let aws = aws_sdk_config().await;
+    let processor = Processor {
+        ports: AwsIngestPorts::new(&aws, &resources),
+        ingest,
+        concurrency,
+    };
+    let processor = &processor;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        Ok::<SqsBatchResponse, Error>(processor.handle(&event.payload.records, now_ms).await)
+    }))
+    .await
+}

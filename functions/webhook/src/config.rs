@@ -1,0 +1,50 @@
+//! The webhook's configuration, from the environment (names match `infra/template.yaml`).
+
+use shared::adapters::IngestResources;
+use shared::config::{ConfigError, Env, SecretConfig};
+use shared::ingest::{IngestConfig, fold_all};
+
+use crate::Settings;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub secret: SecretConfig,
+    pub resources: IngestResources,
+    /// `EVENTS_QUEUE_URL`: where items go when they cannot be processed inline.
+    pub events_queue_url: String,
+    /// `QUARANTINE_BUCKET`: where unparsable bodies are kept.
+    pub quarantine_bucket: String,
+    pub settings: Settings,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let defaults = Settings::default();
+        let ingest_defaults = IngestConfig::default();
+        let keywords =
+            |name: &'static str, default: Vec<String>| -> Result<Vec<String>, ConfigError> {
+                Ok(env
+                    .get(name)
+                    .filter(|v| !v.trim().is_empty())
+                    .map_or(default, |v| fold_all(&v)))
+            };
+        Ok(Config {
+            secret: SecretConfig::from_env(env)?,
+            resources: IngestResources::from_env(env)?,
+            events_queue_url: env.required("EVENTS_QUEUE_URL")?,
+            quarantine_bucket: env.required("QUARANTINE_BUCKET")?,
+            settings: Settings {
+                max_body_bytes: env.parsed_or("MAX_BODY_BYTES", defaults.max_body_bytes)?,
+                concurrency: env.parsed_or("ITEM_CONCURRENCY", defaults.concurrency)?,
+                ingest: IngestConfig {
+                    opt_out_keywords: keywords(
+                        "OPT_OUT_KEYWORDS",
+                        ingest_defaults.opt_out_keywords,
+                    )?,
+                    opt_in_keywords: keywords("OPT_IN_KEYWORDS", ingest_defaults.opt_in_keywords)?,
+                    ..ingest_defaults
+                },
+            },
+        })
+    }
+}

@@ -1,0 +1,264 @@
+//! The `webhook` function: Meta's verification GET, and signed POSTs whose items are processed
+//! inline, exactly once, before answering 200.
+//!
+//! A POST is acknowledged only once it is durable: every item's effects are committed, or the
+//! items that could not be processed are on the events queue for the event processor. If
+//! neither holds, the answer is 500 and Meta retries. See the README for why processing is
+//! inline rather than always through a queue.
+
+mod config;
+
+pub use config::Config;
+
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+use shared::ingest::{self, IngestConfig, IngestPorts, Outcome, single_item_envelope};
+use shared::ports::{MessageQueue, Quarantine, SecretSource};
+use shared::signature::{self, SignatureError};
+use shared::webhook::Envelope;
+use tracing::{error, info, warn};
+
+/// An HTTP request, as the Lambda adapter hands it over (body already base64-decoded).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub query: &'a HashMap<String, String>,
+    /// The raw `X-Hub-Signature-256` header value, looked up case-insensitively.
+    pub signature: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Response {
+    fn text(status: u16, body: impl Into<String>) -> Self {
+        Response {
+            status,
+            content_type: "text/plain",
+            body: body.into(),
+        }
+    }
+}
+
+/// Limits and behaviour of the handler.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bodies above this are refused with 413 before hashing (Meta sends up to 3 MB).
+    pub max_body_bytes: usize,
+    /// Items processed at once.
+    pub concurrency: usize,
+    pub ingest: IngestConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_body_bytes: 3 * 1024 * 1024 + 64 * 1024,
+            concurrency: 16,
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+/// The handler, generic over its ports.
+pub struct Webhook<P, S, E, Q> {
+    pub ports: P,
+    pub secrets: S,
+    /// The events queue: where items go when they cannot be processed inline.
+    pub events: E,
+    pub quarantine: Q,
+    pub settings: Settings,
+}
+
+/// What one POST did, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub items: usize,
+    pub applied: usize,
+    pub duplicates: usize,
+    pub skipped: usize,
+    /// Items handed to the event processor.
+    pub queued: usize,
+}
+
+impl<P, S, E, Q> Webhook<P, S, E, Q>
+where
+    P: IngestPorts,
+    S: SecretSource,
+    E: MessageQueue,
+    Q: Quarantine,
+{
+    pub async fn handle(&self, req: Request<'_>, now_ms: i64) -> Response {
+        match req.method {
+            "GET" => self.verify(req.query).await,
+            "POST" => self.receive(req.signature, req.body, now_ms).await.0,
+            _ => Response::text(405, "method not allowed"),
+        }
+    }
+
+    /// The subscription handshake: echo `hub.challenge` when the mode is `subscribe` and the
+    /// token matches (constant time). No signature on GET.
+    async fn verify(&self, query: &HashMap<String, String>) -> Response {
+        let secrets = match self.secrets.secrets().await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "secret unavailable");
+                return Response::text(500, "unavailable");
+            }
+        };
+        let mode = query.get("hub.mode").map(String::as_str);
+        let token = query
+            .get("hub.verify_token")
+            .map(String::as_bytes)
+            .unwrap_or_default();
+        let challenge = query.get("hub.challenge");
+        match (mode, challenge) {
+            (Some("subscribe"), Some(challenge))
+                if signature::secrets_equal(token, secrets.verify_token.as_bytes()) =>
+            {
+                info!("webhook verified");
+                Response::text(200, challenge.clone())
+            }
+            _ => {
+                warn!("verification refused");
+                Response::text(403, "forbidden")
+            }
+        }
+    }
+
+    /// A signed POST. Returns the response and what was done.
+    pub async fn receive(&self, sig: Option<&str>, body: &[u8], now_ms: i64) -> (Response, Tally) {
+        let mut tally = Tally::default();
+        if body.len() > self.settings.max_body_bytes {
+            warn!(
+                bytes = body.len(),
+                limit = self.settings.max_body_bytes,
+                "body too large"
+            );
+            return (Response::text(413, "payload too large"), tally);
+        }
+        let secrets = match self.secrets.secrets().await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "secret unavailable");
+                return (Response::text(500, "unavailable"), tally);
+            }
+        };
+        if let Err(e) = signature::verify(secrets.app_secret.as_bytes(), body, sig) {
+            let kind = match e {
+                SignatureError::Missing => "missing",
+                SignatureError::Malformed => "malformed",
+                SignatureError::Mismatch => "mismatch",
+            };
+            warn!(kind, "signature refused");
+            return (Response::text(401, "invalid signature"), tally);
+        }
+        let envelope = match Envelope::from_slice(body) {
+            Ok(env) => env,
+            Err(_) => {
+                // Signed by Meta but unreadable: keep it and stop Meta retrying.
+                return match self.quarantine.keep(body, "invalid-json").await {
+                    Ok(location) => {
+                        warn!(bytes = body.len(), %location, "unparsable webhook quarantined");
+                        (Response::text(200, "ok"), tally)
+                    }
+                    Err(e) => {
+                        error!(error = %e, "quarantine failed");
+                        (Response::text(500, "unavailable"), tally)
+                    }
+                };
+            }
+        };
+        let items: Vec<_> = envelope.items().collect();
+        tally.items = items.len();
+        let mut failed = Vec::new();
+        for chunk in items.chunks(self.settings.concurrency.max(1)) {
+            let results = join_all(chunk.iter().map(|&(ctx, item)| {
+                ingest::process(&self.ports, &self.settings.ingest, ctx, item, now_ms)
+            }))
+            .await;
+            for (&(ctx, item), result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(Outcome::Applied) => tally.applied += 1,
+                    Ok(Outcome::Duplicate | Outcome::InFlight) => tally.duplicates += 1,
+                    Ok(Outcome::Skipped(reason)) => {
+                        tally.skipped += 1;
+                        info!(reason, field = item_field(&item), "item skipped");
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "item not processed inline; queueing it");
+                        failed.push((ctx, item));
+                    }
+                }
+            }
+        }
+        for (ctx, item) in failed {
+            let Some(env) = single_item_envelope(ctx, item) else {
+                continue;
+            };
+            let queued = match serde_json::to_string(&env) {
+                Ok(body) => self
+                    .events
+                    .send(&body, None)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = queued {
+                error!(error = %e, "could not queue an item; asking Meta to retry");
+                return (Response::text(500, "unavailable"), tally);
+            }
+            tally.queued += 1;
+        }
+        info!(
+            items = tally.items,
+            applied = tally.applied,
+            duplicates = tally.duplicates,
+            skipped = tally.skipped,
+            queued = tally.queued,
+            "webhook processed"
+        );
+        (Response::text(200, "ok"), tally)
+    }
+}
+
+/// The webhook field an item came from (a fixed label, safe to log).
+fn item_field(item: &shared::webhook::Item<'_>) -> String {
+    use shared::webhook::Item;
+    match item {
+        Item::Message { .. } | Item::Status { .. } | Item::Error { .. } => "messages".into(),
+        Item::TemplateStatus(_) => "message_template_status_update".into(),
+        Item::TemplateCategory(_) => "template_category_update".into(),
+        Item::PhoneNumberQuality(_) => "phone_number_quality_update".into(),
+        Item::BusinessCapability(_) => "business_capability_update".into(),
+        Item::Account(_) => "account_update".into(),
+        Item::UserPreference { .. } => "user_preferences".into(),
+        Item::Unhandled { field } | Item::Malformed { field, .. } => {
+            // Field names come from Meta; keep only a safe, bounded form.
+            field
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect()
+        }
+    }
+}
+
+/// Adapts a Lambda HTTP request (HTTP API payload 2.0 or function URL) to [`Request`].
+pub fn query_map(req: &lambda_http::Request) -> HashMap<String, String> {
+    use lambda_http::RequestExt;
+    req.query_string_parameters()
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! Handler tests on in-memory ports. The same paths run against ministack and the simulator in
+//! `tests/integration/webhook.rs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use shared::fakes::{MemoryPorts, MemoryQuarantine, MemoryQueue, StaticSecrets};
+use shared::signature::sign;
+
+use super::*;
+
+const SECRET: &str = "app-secret-123";
+const VERIFY: &str = "verify-token-xyz";
+const NOW_MS: i64 = 1_751_234_567_000;
+
+type TestWebhook = Webhook<MemoryPorts, StaticSecrets, MemoryQueue, MemoryQuarantine>;
+
+fn webhook() -> TestWebhook {
+    Webhook {
+        ports: MemoryPorts::default(),
+        secrets: StaticSecrets::new(SECRET, VERIFY, "access-token-secret"),
+        events: MemoryQueue::default(),
+        quarantine: MemoryQuarantine::default(),
+        settings: Settings::default(),
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../events/meta/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+async fn post(w: &TestWebhook, body: &[u8], sig: Option<&str>) -> (Response, Tally) {
+    w.receive(sig, body, NOW_MS).await
+}
+
+async fn signed(w: &TestWebhook, body: &[u8]) -> (Response, Tally) {
+    let sig = sign(SECRET.as_bytes(), body);
+    post(w, body, Some(&sig)).await
+}
+
+async fn get(w: &TestWebhook, pairs: &[(&str, &str)]) -> Response {
+    let query: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    w.handle(
+        Request {
+            method: "GET",
+            query: &query,
+            signature: None,
+            body: b"",
+        },
+        NOW_MS,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn verification_get_table() {
+    let w = webhook();
+    let good = get(
+        &w,
+        &[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", VERIFY),
+            ("hub.challenge", "1158201444"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        good,
+        Response {
+            status: 200,
+            content_type: "text/plain",
+            body: "1158201444".into()
+        }
+    );
+    let wrong_last_byte = format!("{}Z", &VERIFY[..VERIFY.len() - 1]);
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", &wrong_last_byte),
+            ("hub.challenge", "1"),
+        ],
+        vec![("hub.mode", "subscribe"), ("hub.challenge", "1")],
+        vec![("hub.mode", "subscribe"), ("hub.verify_token", VERIFY)],
+        vec![],
+        vec![
+            ("hub.mode", "unsubscribe"),
+            ("hub.verify_token", VERIFY),
+            ("hub.challenge", "1"),
+        ],
+    ];
+    for c in cases {
+        assert_eq!(get(&w, &c).await.status, 403, "{c:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_bad_signature_form_is_refused_and_nothing_happens() {
+    let w = webhook();
+    let body = fixture("inbound-text.json");
+    let good = sign(SECRET.as_bytes(), &body);
+    let mut wrong = good.clone();
+    let last = if wrong.ends_with('0') { "1" } else { "0" };
+    wrong.replace_range(good.len() - 1.., last);
+    let forms = [
+        None,
+        Some(good.replace("sha256=", "sha1=")),
+        Some(good[..good.len() - 4].to_owned()),
+        Some(format!("sha256={}", "g".repeat(64))),
+        Some(wrong),
+        Some(sign(b"another-secret", &body)),
+    ];
+    for f in forms {
+        let (resp, tally) = post(&w, &body, f.as_deref()).await;
+        assert_eq!(resp.status, 401, "{f:?}");
+        assert_eq!(tally.items, 0);
+    }
+    assert!(w.ports.inbound.bodies().is_empty());
+    assert!(w.ports.sessions.items.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_oversize_body_is_refused_before_hashing() {
+    let w = webhook();
+    let body = vec![b' '; w.settings.max_body_bytes + 1];
+    let (resp, _) = post(&w, &body, None).await;
+    assert_eq!(
+        resp.status, 413,
+        "413 even without a signature: the body is never hashed"
+    );
+}
+
+#[tokio::test]
+async fn signed_invalid_json_is_acknowledged_and_quarantined() {
+    let w = webhook();
+    let (resp, tally) = signed(
+        &w,
+        b"{\"object\": \"whatsapp_business_account\", \"entry\": [",
+    )
+    .await;
+    assert_eq!((resp.status, tally.items), (200, 0));
+    let kept = w.quarantine.kept.lock().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1, "invalid-json");
+}
+
+#[tokio::test]
+async fn an_inbound_message_opens_the_window_and_reaches_the_bots_once() {
+    let w = webhook();
+    let body = fixture("inbound-text.json");
+    let (resp, tally) = signed(&w, &body).await;
+    assert_eq!((resp.status, tally.applied), (200, 1));
+    let (_, again) = signed(&w, &body).await;
+    assert_eq!(again.duplicates, 1, "Meta's retry changes nothing");
+    let forwarded = w.ports.inbound.bodies();
+    assert_eq!(forwarded.len(), 1);
+    let event: shared::ingest::InboundEvent = serde_json::from_str(&forwarded[0]).unwrap();
+    assert_eq!(
+        event.user.user_id.as_deref(),
+        Some("US.13491208655302741918")
+    );
+    assert_eq!(event.window_closes_at, Some(1_749_416_383 + 24 * 3600));
+    let windows = w.ports.sessions.items.lock().unwrap();
+    assert_eq!(windows.len(), 1, "keyed by the BSUID");
+    assert_eq!(
+        windows.keys().next().unwrap().user,
+        "US.13491208655302741918"
+    );
+}
+
+#[tokio::test]
+async fn a_batched_payload_processes_every_entry_change_and_item() {
+    let w = webhook();
+    let (resp, tally) = signed(&w, &fixture("batched-2-entries-2-changes.json")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!((tally.items, tally.applied), (6, 6));
+    assert_eq!(w.ports.inbound.bodies().len(), 4);
+    assert_eq!(w.ports.messages.items.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_changes_are_skipped_not_failed() {
+    let w = webhook();
+    let (resp, tally) = signed(&w, &fixture("malformed-known-field.json")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!((tally.skipped, tally.applied), (1, 1));
+    let (resp, tally) = signed(&w, &fixture("unknown-field.json")).await;
+    assert_eq!((resp.status, tally.skipped), (200, 1));
+}
+
+#[tokio::test]
+async fn when_an_item_cannot_be_queued_meta_is_asked_to_retry() {
+    let w = webhook();
+    w.ports.inbound.fail.store(true, Ordering::SeqCst);
+    w.events.fail.store(true, Ordering::SeqCst);
+    let (resp, _) = signed(&w, &fixture("inbound-text.json")).await;
+    assert_eq!(resp.status, 500);
+    // The bots' queue failing alone is covered by the events queue.
+    w.events.fail.store(false, Ordering::SeqCst);
+    let (resp, tally) = signed(&w, &fixture("inbound-text.json")).await;
+    assert_eq!((resp.status, tally.queued), (200, 1));
+    let queued: Envelope = serde_json::from_str(&w.events.bodies()[0]).unwrap();
+    assert_eq!(queued.items().count(), 1);
+}
+
+#[tokio::test]
+async fn stop_keyword_and_user_preferences_update_consent() {
+    let w = webhook();
+    let body = String::from_utf8(fixture("inbound-text.json"))
+        .unwrap()
+        .replace("Does it come in another color?", " Stöp! ");
+    signed(&w, body.as_bytes()).await;
+    signed(&w, &fixture("user-preferences.json")).await;
+    let consent = w.ports.contacts.consent.lock().unwrap().clone();
+    let by_bsuid = consent
+        .iter()
+        .find(|(k, _)| k.user == "US.13491208655302741918")
+        .unwrap()
+        .1;
+    assert!(by_bsuid.opted_out());
+    let by_phone = consent
+        .iter()
+        .find(|(k, _)| k.user == "16505551234")
+        .unwrap()
+        .1;
+    assert!(by_phone.marketing_stopped());
+}
+
+#[tokio::test]
+async fn the_lambda_adapter_decodes_base64_bodies() {
+    let raw = fixture("inbound-text.json");
+    let sig = sign(SECRET.as_bytes(), &raw);
+    use base64::Engine;
+    let event = serde_json::json!({
+        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-hub-signature-256": sig},
+        "requestContext": {"accountId": "123", "apiId": "api", "domainName": "x.execute-api.us-east-1.amazonaws.com", "domainPrefix": "x",
+            "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "facebookexternalua"},
+            "requestId": "r", "routeKey": "POST /webhook", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
+        "body": base64::engine::general_purpose::STANDARD.encode(&raw), "isBase64Encoded": true
+    });
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    assert_eq!(
+        req.body().as_ref(),
+        raw.as_slice(),
+        "the HMAC sees the decoded bytes"
+    );
+    let w = webhook();
+    let (resp, _) = post(
+        &w,
+        req.body().as_ref(),
+        req.headers()
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok()),
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+}

@@ -1,0 +1,142 @@
+//! Dedupe claims and idempotency records (partition key `pk`; TTL `expires_at`).
+//!
+//! | attribute | type | meaning |
+//! |---|---|---|
+//! | `record_state` | S | `INPROGRESS` or `COMPLETED` (absent on plain claims) |
+//! | `payload_hash` | S | hash of the payload the record was taken for |
+//! | `in_progress_until` | N | epoch **ms**: the holder's deadline |
+//! | `expires_at` | N | epoch **s**: when the record stops counting (and TTL) |
+//! | `result` | S | what `complete` stored |
+
+use aws_sdk_dynamodb::Client;
+
+use super::{condition_failed, n, num, s, text};
+use crate::ports::{Begin, Claim, DedupeStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct DynamoDedupeStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDedupeStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDedupeStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl DedupeStore for DynamoDedupeStore {
+    async fn claim(&self, key: &str, now: i64, expires_at: i64) -> Result<Claim, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("expires_at", n(expires_at))
+            .item("claimed_at", n(now))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Claim::First),
+            Err(e) if condition_failed(&e).is_some() => Ok(Claim::Duplicate),
+            Err(e) => Err(StoreError::new("dedupe.claim", e)),
+        }
+    }
+
+    async fn begin(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Begin, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("record_state", s("INPROGRESS"))
+            .item("payload_hash", s(payload_hash))
+            .item("in_progress_until", n(in_progress_until_ms))
+            .item("expires_at", n(expires_at))
+            // Powertools' three escape clauses: absent; expired (s); in progress past its
+            // holder's deadline (ms).
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s \
+                 OR (record_state = :in_progress AND in_progress_until < :now_ms)",
+            )
+            .expression_attribute_values(":now_s", n(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":in_progress", s("INPROGRESS"))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Begin::Started),
+            Err(e) => match condition_failed(&e) {
+                // The fast path returned the existing record: validate its payload hash too.
+                Some(Some(old)) => Ok(
+                    if text(&old, "payload_hash").as_deref() != Some(payload_hash) {
+                        Begin::PayloadMismatch
+                    } else if text(&old, "record_state").as_deref() == Some("COMPLETED") {
+                        Begin::Completed {
+                            result: text(&old, "result"),
+                        }
+                    } else if num(&old, "in_progress_until").is_some() {
+                        Begin::InProgress
+                    } else {
+                        // A plain claim under the same key: treat as done.
+                        Begin::Completed { result: None }
+                    },
+                ),
+                Some(None) => Ok(Begin::InProgress),
+                None => Err(StoreError::new("idempotency.begin", e)),
+            },
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .expression_attribute_values(":done", s("COMPLETED"))
+            .expression_attribute_values(":exp", n(expires_at));
+        req = match result {
+            Some(r) => req
+                .update_expression("SET record_state = :done, expires_at = :exp, #r = :r")
+                .expression_attribute_names("#r", "result")
+                .expression_attribute_values(":r", s(r)),
+            None => req.update_expression("SET record_state = :done, expires_at = :exp"),
+        };
+        req.send()
+            .await
+            .map_err(|e| StoreError::new("idempotency.complete", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("idempotency.release", e))?;
+        Ok(())
+    }
+}
