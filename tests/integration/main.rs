@@ -11,3 +11,4 @@ mod graph_http;
 mod queue;
 mod secrets;
 mod sessions;
+mod webhook;

@@ -92,3 +92,85 @@ pub fn now() -> i64 {
         .unwrap_or_default()
         .as_secs() as i64
 }
+
+/// Every table, queue and bucket the ingest path writes to, freshly named.
+pub struct IngestStack {
+    pub aws: aws_config::SdkConfig,
+    pub resources: shared::adapters::IngestResources,
+    pub events_queue_url: String,
+    pub bucket: String,
+    pub secret_id: String,
+}
+
+pub const APP_SECRET: &str = "integration-app-secret";
+pub const VERIFY_TOKEN: &str = "integration-verify-token";
+
+pub async fn ingest_stack() -> IngestStack {
+    let aws = aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let resources = shared::adapters::IngestResources {
+        sessions_table: table(&ddb, "sessions").await,
+        contacts_table: table(&ddb, "contacts").await,
+        messages_table: table(&ddb, "messages").await,
+        templates_table: table(&ddb, "templates").await,
+        phone_state_table: table(&ddb, "phones").await,
+        dedupe_table: table(&ddb, "dedupe").await,
+        inbound_queue_url: queue(&sqs, "inbound").await,
+    };
+    let bucket = unique("quarantine").to_lowercase();
+    shared::adapters::s3_client(&aws, true)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let secret_id = unique("wa-secret");
+    aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(format!(r#"{{"app_secret":"{APP_SECRET}","verify_token":"{VERIFY_TOKEN}","access_token":"tok"}}"#))
+        .send()
+        .await
+        .expect("secret");
+    IngestStack {
+        events_queue_url: queue(&sqs, "events").await,
+        aws,
+        resources,
+        bucket,
+        secret_id,
+    }
+}
+
+/// Every message on a queue (deleting them), waiting briefly for stragglers.
+pub async fn drain(aws: &aws_config::SdkConfig, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut out = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        let msgs = got.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            empty += 1;
+        }
+        for m in msgs {
+            if let Some(h) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+            out.push(m);
+        }
+    }
+    out
+}

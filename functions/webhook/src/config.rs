@@ -14,6 +14,8 @@ pub struct Config {
     pub events_queue_url: String,
     /// `QUARANTINE_BUCKET`: where unparsable bodies are kept.
     pub quarantine_bucket: String,
+    /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for a local emulator.
+    pub s3_path_style: bool,
     pub settings: Settings,
 }
 
@@ -33,6 +35,7 @@ impl Config {
             resources: IngestResources::from_env(env)?,
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             quarantine_bucket: env.required("QUARANTINE_BUCKET")?,
+            s3_path_style: env.parsed_or("S3_FORCE_PATH_STYLE", false)?,
             settings: Settings {
                 max_body_bytes: env.parsed_or("MAX_BODY_BYTES", defaults.max_body_bytes)?,
                 concurrency: env.parsed_or("ITEM_CONCURRENCY", defaults.concurrency)?,

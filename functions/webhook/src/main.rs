@@ -3,6 +3,7 @@
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use shared::adapters::{
     AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, aws_sdk_config,
+    s3_client,
 };
 use shared::config::ProcessEnv;
 use shared::signature::SIGNATURE_HEADER;
@@ -24,7 +25,7 @@ async fn main() -> Result<(), Error> {
         ),
         events: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.events_queue_url),
         quarantine: S3Quarantine::new(
-            aws_sdk_s3::Client::new(&aws),
+            s3_client(&aws, config.s3_path_style),
             &config.quarantine_bucket,
             "webhooks/",
         ),

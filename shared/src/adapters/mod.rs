@@ -110,3 +110,11 @@ impl crate::ingest::IngestPorts for AwsIngestPorts {
         &self.inbound
     }
 }
+
+/// An S3 client; `force_path_style` for local emulators (`bucket.127.0.0.1` does not resolve).
+pub fn s3_client(aws: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(force_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}

@@ -1,0 +1,578 @@
+//! The webhook and the event processor on ministack, fed by webhooks the Cloud API simulator
+//! produces and signs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+use shared::adapters::{
+    AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, s3_client,
+};
+use shared::ports::{ContactStore, MessageStore, SessionStore, UserKey};
+use shared::signature::sign;
+use simulator::{InboundSpec, SimConfig, Simulator, Tier};
+use webhook::{Settings, Webhook};
+
+use crate::support::{APP_SECRET, IngestStack, VERIFY_TOKEN, drain, ingest_stack, now};
+
+type AwsWebhook =
+    Webhook<AwsIngestPorts, CachedSecrets<SecretsManagerFetcher>, SqsQueue, S3Quarantine>;
+
+const WABA: &str = "102290129340398";
+const PHONE: &str = "106540352242922";
+
+fn webhook(stack: &IngestStack) -> AwsWebhook {
+    Webhook {
+        ports: AwsIngestPorts::new(&stack.aws, &stack.resources),
+        secrets: CachedSecrets::new(
+            SecretsManagerFetcher::new(
+                aws_sdk_secretsmanager::Client::new(&stack.aws),
+                &stack.secret_id,
+            ),
+            Duration::from_secs(300),
+        ),
+        events: SqsQueue::new(
+            aws_sdk_sqs::Client::new(&stack.aws),
+            &stack.events_queue_url,
+        ),
+        quarantine: S3Quarantine::new(s3_client(&stack.aws, true), &stack.bucket, "webhooks/"),
+        settings: Settings::default(),
+    }
+}
+
+/// Plays API Gateway in front of the handler.
+async fn front(handler: Arc<AwsWebhook>) -> String {
+    async fn serve(
+        State(h): State<Arc<AwsWebhook>>,
+        method: Method,
+        Query(q): Query<HashMap<String, String>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, String) {
+        let sig = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        let now_ms = now() * 1000;
+        let out = h
+            .handle(
+                webhook::Request {
+                    method: method.as_str(),
+                    query: &q,
+                    signature: sig,
+                    body: &body,
+                },
+                now_ms,
+            )
+            .await;
+        (StatusCode::from_u16(out.status).unwrap(), out.body)
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/webhook", axum::routing::any(serve))
+        .with_state(handler);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/webhook")
+}
+
+async fn simulator(callback: &str) -> simulator::RunningSimulator {
+    let cfg = SimConfig {
+        app_secret: APP_SECRET.into(),
+        callback_url: Some(callback.into()),
+        status_delay_ms: 5,
+        pair_rate_gap_ms: 0,
+        ..SimConfig::default()
+    };
+    let running = Simulator::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    running.sim.create_waba(WABA, Tier::T2K);
+    running.sim.create_phone_number(PHONE, WABA, "15550783881");
+    running.sim.add_token("tok", None);
+    running
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_conversation_through_the_simulator() {
+    let stack = ingest_stack().await;
+    let handler = Arc::new(webhook(&stack));
+    let url = front(Arc::clone(&handler)).await;
+    let sim = simulator(&url).await;
+    // GET verification as Meta does it.
+    let r = reqwest::get(format!(
+        "{url}?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=42"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "42".to_owned())
+    );
+
+    // A user writes (non-ASCII text: Meta escapes it, the signature covers the escapes).
+    let uid = sim.sim.add_user(Some("447700900001"), None, true);
+    sim.sim
+        .user_sends(
+            &uid,
+            InboundSpec {
+                phone_number_id: PHONE.into(),
+                message: json!({"type": "text", "text": {"body": "Olá ☕ café?"}}),
+                referral: None,
+                context: None,
+                hide_phone_number: false,
+            },
+        )
+        .unwrap();
+    let inbound = {
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got = drain(&stack.aws, &stack.resources.inbound_queue_url).await;
+            if !got.is_empty() {
+                break;
+            }
+        }
+        got
+    };
+    assert_eq!(inbound.len(), 1);
+    let event: shared::ingest::InboundEvent =
+        serde_json::from_str(inbound[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(event.user.user_id.as_deref(), Some(uid.as_str()));
+    assert!(
+        matches!(&event.message.content, shared::webhook::MessageContent::Text(t) if t.body == "Olá ☕ café?")
+    );
+
+    let ports = AwsIngestPorts::new(&stack.aws, &stack.resources);
+    let key = UserKey {
+        phone_number_id: PHONE.into(),
+        user: uid.clone(),
+    };
+    assert!(ports.sessions.window(&key).await.unwrap().csw_open(now()));
+    assert_eq!(
+        ports
+            .contacts
+            .resolve_alias(PHONE, "447700900001")
+            .await
+            .unwrap(),
+        Some(uid.clone()),
+        "wa_id is an alias of the BSUID"
+    );
+
+    // We reply through the simulator's Graph API; its statuses come back as webhooks.
+    let resp: Value = reqwest::Client::new()
+        .post(format!("{}/v25.0/{PHONE}/messages", sim.base_url()))
+        .bearer_auth("tok")
+        .json(&json!({"messaging_product": "whatsapp", "to": "447700900001", "type": "text", "text": {"body": "Sim!"}, "biz_opaque_callback_data": "job-42"}))
+        .send().await.unwrap().json().await.unwrap();
+    let wamid = resp["messages"][0]["id"].as_str().unwrap().to_owned();
+    eventually("read status", || {
+        let m = ports.messages.clone();
+        let w = wamid.clone();
+        async move {
+            m.message(&w)
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status == Some(shared::webhook::StatusKind::Read))
+        }
+    })
+    .await;
+    let record = ports.messages.message(&wamid).await.unwrap().unwrap();
+    assert_eq!(record.callback_data.as_deref(), Some("job-42"));
+    assert_eq!(record.pricing_category.as_deref(), Some("service"));
+    assert!(
+        sim.sim.deliveries().iter().all(|d| d.status == Some(200)),
+        "every webhook acknowledged"
+    );
+}
+
+fn envelope(changes: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": now(), "changes": changes}]})).unwrap()
+}
+
+fn status_change(wamid: &str, status: &str, ts: i64) -> Value {
+    let mut s = json!({"id": wamid, "status": status, "timestamp": ts.to_string(), "recipient_id": "447700900002"});
+    if status == "failed" {
+        s["errors"] = json!([{"code": 131026, "title": "Message undeliverable"}]);
+    } else {
+        s["pricing"] = json!({"billable": true, "pricing_model": "PMP", "type": "regular", "category": "utility"});
+    }
+    json!([{"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE}, "statuses": [s]}}])
+}
+
+#[tokio::test]
+async fn twenty_concurrent_deliveries_of_one_message_have_one_effect() {
+    let stack = ingest_stack().await;
+    let handler = Arc::new(webhook(&stack));
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/meta/inbound-text.json"
+    ))
+    .unwrap();
+    let sig = sign(APP_SECRET.as_bytes(), &body);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (h, body, sig) = (Arc::clone(&handler), body.clone(), sig.clone());
+            tokio::spawn(async move { h.receive(Some(&sig), &body, now() * 1000).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().0.status, 200);
+    }
+    assert_eq!(
+        drain(&stack.aws, &stack.resources.inbound_queue_url)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn statuses_in_every_order_settle_on_the_same_state() {
+    let stack = ingest_stack().await;
+    let handler = webhook(&stack);
+    let ports = AwsIngestPorts::new(&stack.aws, &stack.resources);
+    let orders: [[&str; 3]; 6] = [
+        ["sent", "delivered", "read"],
+        ["sent", "read", "delivered"],
+        ["delivered", "sent", "read"],
+        ["delivered", "read", "sent"],
+        ["read", "sent", "delivered"],
+        ["read", "delivered", "sent"],
+    ];
+    for (i, order) in orders.iter().enumerate() {
+        let wamid = format!("wamid.order{i}");
+        for (k, s) in order.iter().enumerate() {
+            let body = envelope(status_change(&wamid, s, 1_000 + k as i64));
+            let (resp, _) = handler
+                .receive(
+                    Some(&sign(APP_SECRET.as_bytes(), &body)),
+                    &body,
+                    now() * 1000,
+                )
+                .await;
+            assert_eq!(resp.status, 200);
+        }
+        let r = ports.messages.message(&wamid).await.unwrap().unwrap();
+        assert_eq!(
+            r.status,
+            Some(shared::webhook::StatusKind::Read),
+            "{order:?}"
+        );
+        assert_eq!(r.pricing_category.as_deref(), Some("utility"));
+    }
+    // `failed` is never left, whatever comes after it.
+    for s in ["failed", "sent", "delivered", "read"] {
+        let body = envelope(status_change("wamid.failed", s, 5));
+        handler
+            .receive(
+                Some(&sign(APP_SECRET.as_bytes(), &body)),
+                &body,
+                now() * 1000,
+            )
+            .await;
+    }
+    let r = ports
+        .messages
+        .message("wamid.failed")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code),
+        (Some(shared::webhook::StatusKind::Failed), Some(131026))
+    );
+}
+
+fn inbound(wamid: &str, ts: i64, text: &str) -> Value {
+    json!([{"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE},
+        "contacts": [{"profile": {"name": "Ann"}, "wa_id": "447700900003", "user_id": "GB.777"}],
+        "messages": [{"from": "447700900003", "from_user_id": "GB.777", "id": wamid, "timestamp": ts.to_string(), "type": "text", "text": {"body": text}}]}}])
+}
+
+#[tokio::test]
+async fn a_late_old_message_does_not_shorten_the_window_and_keywords_set_consent() {
+    let stack = ingest_stack().await;
+    let handler = webhook(&stack);
+    let ports = AwsIngestPorts::new(&stack.aws, &stack.resources);
+    let t = now();
+    for (id, ts, text) in [("wamid.new", t, "STOP"), ("wamid.old", t - 3600, "hello")] {
+        let body = envelope(inbound(id, ts, text));
+        assert_eq!(
+            handler
+                .receive(
+                    Some(&sign(APP_SECRET.as_bytes(), &body)),
+                    &body,
+                    now() * 1000
+                )
+                .await
+                .0
+                .status,
+            200
+        );
+    }
+    let key = UserKey {
+        phone_number_id: PHONE.into(),
+        user: "GB.777".into(),
+    };
+    assert_eq!(
+        ports.sessions.window(&key).await.unwrap().csw_expires_at(),
+        Some(t + 24 * 3600)
+    );
+    assert!(ports.contacts.consent(&key).await.unwrap().opted_out());
+    let body = envelope(inbound("wamid.start", t + 5, "start"));
+    handler
+        .receive(
+            Some(&sign(APP_SECRET.as_bytes(), &body)),
+            &body,
+            now() * 1000,
+        )
+        .await;
+    assert!(ports.contacts.consent(&key).await.unwrap().opted_in());
+}
+
+#[tokio::test]
+async fn signed_invalid_json_lands_in_the_quarantine_bucket() {
+    let stack = ingest_stack().await;
+    let handler = webhook(&stack);
+    let body = b"{\"object\":\"whatsapp_business_account\",\"entry\":[{";
+    let (resp, _) = handler
+        .receive(Some(&sign(APP_SECRET.as_bytes(), body)), body, now() * 1000)
+        .await;
+    assert_eq!(resp.status, 200);
+    let listed = s3_client(&stack.aws, true)
+        .list_objects_v2()
+        .bucket(&stack.bucket)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].starts_with("webhooks/invalid-json/"));
+}
+
+#[tokio::test]
+async fn items_that_fail_inline_reach_the_event_processor() {
+    let stack = ingest_stack().await;
+    // The messages table is missing: statuses cannot be processed inline.
+    let mut broken = stack.resources.clone();
+    broken.messages_table = "no-such-table".into();
+    let handler = Webhook {
+        ports: AwsIngestPorts::new(&stack.aws, &broken),
+        ..webhook(&stack)
+    };
+    let body = envelope(status_change("wamid.fallback", "delivered", 10));
+    let (resp, tally) = handler
+        .receive(
+            Some(&sign(APP_SECRET.as_bytes(), &body)),
+            &body,
+            now() * 1000,
+        )
+        .await;
+    assert_eq!(
+        (resp.status, tally.queued),
+        (200, 1),
+        "acknowledged because the item is durable on the events queue"
+    );
+
+    let records: Vec<aws_lambda_events::event::sqs::SqsMessage> =
+        drain(&stack.aws, &stack.events_queue_url)
+            .await
+            .into_iter()
+            .map(|m| {
+                let mut r = aws_lambda_events::event::sqs::SqsMessage::default();
+                r.message_id = m.message_id;
+                r.body = m.body;
+                r
+            })
+            .collect();
+    assert_eq!(records.len(), 1);
+    let processor = event_processor::Processor {
+        ports: AwsIngestPorts::new(&stack.aws, &stack.resources),
+        ingest: Default::default(),
+        concurrency: 4,
+    };
+    assert!(
+        processor
+            .handle(&records, now() * 1000)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let r = AwsIngestPorts::new(&stack.aws, &stack.resources)
+        .messages
+        .message("wamid.fallback")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, Some(shared::webhook::StatusKind::Delivered));
+}
+
+#[tokio::test]
+async fn template_and_phone_state_webhooks_update_their_tables() {
+    let stack = ingest_stack().await;
+    let handler = webhook(&stack);
+    for f in [
+        "template-status-rejected.json",
+        "template-category-update.json",
+        "phone-number-quality-update.json",
+        "business-capability-update.json",
+        "account-update.json",
+    ] {
+        let body =
+            std::fs::read(format!("{}/../events/meta/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let (resp, tally) = handler
+            .receive(
+                Some(&sign(APP_SECRET.as_bytes(), &body)),
+                &body,
+                now() * 1000,
+            )
+            .await;
+        assert_eq!((resp.status, tally.applied), (200, 1), "{f}");
+    }
+    use shared::ports::{PhoneStateStore, TemplateStore};
+    let ports = AwsIngestPorts::new(&stack.aws, &stack.resources);
+    let t = ports
+        .templates
+        .template(WABA, "order_update", "en_US")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            t.status.as_deref(),
+            t.reason.as_deref(),
+            t.category.as_deref()
+        ),
+        (Some("REJECTED"), Some("INVALID_FORMAT"), Some("MARKETING"))
+    );
+    let pn = ports
+        .phones
+        .state(&format!("PN#{WABA}#15550783881"))
+        .await
+        .unwrap();
+    assert_eq!(
+        pn.get("messaging_limit").map(String::as_str),
+        Some("TIER_10K")
+    );
+    let waba = ports.phones.state(&format!("WABA#{WABA}")).await.unwrap();
+    assert_eq!(
+        waba.get("account_event").map(String::as_str),
+        Some("ACCOUNT_RESTRICTION")
+    );
+}
+
+/// A writer that appends to a shared buffer, for capturing logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_contain_no_phone_number_message_text_token_or_secret() {
+    let stack = ingest_stack().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // As in Lambda: JSON, INFO and above, every crate (the AWS SDK's own logs included).
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let text = "my card is 4111 and my number is +447700900009";
+    let mut broken = stack.resources.clone();
+    broken.messages_table = "no-such-table".into();
+    let good = webhook(&stack);
+    let failing = Webhook {
+        ports: AwsIngestPorts::new(&stack.aws, &broken),
+        ..webhook(&stack)
+    };
+    let bodies = [
+        envelope(inbound("wamid.pii1", now(), text)),
+        envelope(status_change("wamid.pii2", "failed", now())),
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/meta/user-preferences.json"
+        ))
+        .unwrap(),
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/meta/malformed-known-field.json"
+        ))
+        .unwrap(),
+    ];
+    for body in &bodies {
+        let sig = sign(APP_SECRET.as_bytes(), body);
+        good.receive(Some(&sig), body, now() * 1000).await;
+        failing.receive(Some(&sig), body, now() * 1000).await;
+        good.receive(Some("sha256=00"), body, now() * 1000).await;
+    }
+    let q: HashMap<String, String> = [
+        ("hub.mode", "subscribe"),
+        ("hub.verify_token", "wrong-token-guess"),
+        ("hub.challenge", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).into(), (*v).into()))
+    .collect();
+    good.handle(
+        webhook::Request {
+            method: "GET",
+            query: &q,
+            signature: None,
+            body: b"",
+        },
+        now() * 1000,
+    )
+    .await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("webhook processed") && logs.contains("signature refused"),
+        "logs were captured: {logs}"
+    );
+    for secret in [
+        "447700900009",
+        "447700900003",
+        "447700900002",
+        "16505551234",
+        "4111",
+        "my card",
+        "GB.777",
+        APP_SECRET,
+        VERIFY_TOKEN,
+        "wrong-token-guess",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret:?} leaked into the logs:\n{logs}"
+        );
+    }
+}
