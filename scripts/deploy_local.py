@@ -1,16 +1,22 @@
 """Deploys infra/template.yaml into the local ministack as a CloudFormation stack.
 
 The same template as the cloud: ministack expands the SAM transform itself (aws-sam-translator
-is in its venv). Afterwards it re-applies what ministack's CloudFormation ignores on create
-(DynamoDB TTL), checks the result and prints the stack outputs as JSON.
+is in its venv). Each function's code is the host (x86-64) build of its binary, zipped as
+`bootstrap` and uploaded to ministack's S3, in place of the `CodeUri` that `sam build` would
+package. Afterwards it re-applies what ministack's CloudFormation ignores on create (DynamoDB
+TTL), checks that every function got its code, and prints the stack outputs as JSON.
 
-Usage: python scripts/deploy_local.py STACK_NAME [KEY=VALUE ...]   (template parameters)
+Usage: python scripts/deploy_local.py STACK_NAME BINARY_DIR [KEY=VALUE ...]   (template parameters)
 """
 
+import hashlib
+import io
 import json
+import os
 import pathlib
 import sys
 import time
+import zipfile
 
 import boto3
 import yaml
@@ -40,12 +46,38 @@ CfnLoader.add_multi_constructor("!", _tag)
 
 def main() -> int:
     stack = sys.argv[1]
+    bin_dir = pathlib.Path(sys.argv[2])
     params = [
         {"ParameterKey": k, "ParameterValue": v}
-        for k, v in (a.split("=", 1) for a in sys.argv[2:])
+        for k, v in (a.split("=", 1) for a in sys.argv[3:])
     ]
-    body = (ROOT / "infra/template.yaml").read_text()
-    template = yaml.load(body, Loader=CfnLoader)
+    params.append({"ParameterKey": "LocalEndpointUrl", "ParameterValue": os.environ["AWS_ENDPOINT_URL"]})
+    template = yaml.load((ROOT / "infra/template.yaml").read_text(), Loader=CfnLoader)
+
+    # Function code: the host build of each binary, as `bootstrap`.
+    s3 = boto3.client("s3")
+    bucket = f"{stack}-artifacts"
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.ClientError as e:
+        if "BucketAlready" not in str(e):
+            raise
+    functions = []
+    for logical, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        binary = res["Metadata"]["BuildProperties"]["Binary"]
+        data = (bin_dir / binary).read_bytes()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            info = zipfile.ZipInfo("bootstrap")
+            info.external_attr = 0o755 << 16
+            z.writestr(info, data)
+        key = f"{binary}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+        s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+        res["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+        functions.append(logical)
+    body = json.dumps(template)
     cfn = boto3.client("cloudformation")
     exists = True
     try:
@@ -93,6 +125,13 @@ def main() -> int:
                 TableName=table,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
             )
+    # A wrong code key still deploys locally and answers with a mock: check every function's code.
+    lam = boto3.client("lambda")
+    for logical in functions:
+        conf = lam.get_function(FunctionName=physical[logical])["Configuration"]
+        if not conf.get("CodeSize"):
+            print(f"function {logical} has no code", file=sys.stderr)
+            return 1
     print(json.dumps(outputs, indent=2, sort_keys=True))
     return 0
 

@@ -251,13 +251,21 @@ fn item_field(item: &shared::webhook::Item<'_>) -> String {
     }
 }
 
-/// Adapts a Lambda HTTP request (HTTP API payload 2.0 or function URL) to [`Request`].
+/// The query parameters of a Lambda HTTP request (HTTP API payload 2.0 or function URL): the
+/// parsed `queryStringParameters` when present, else the raw query string of the URI.
 pub fn query_map(req: &lambda_http::Request) -> HashMap<String, String> {
     use lambda_http::RequestExt;
-    req.query_string_parameters()
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    let parsed = req.query_string_parameters();
+    if !parsed.is_empty() {
+        return parsed
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    }
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -262,3 +262,32 @@ async fn the_lambda_adapter_decodes_base64_bodies() {
     .await;
     assert_eq!(resp.status, 200);
 }
+
+#[tokio::test]
+async fn the_lambda_adapter_reads_a_raw_query_string() {
+    let event = serde_json::json!({
+        "version": "2.0", "routeKey": "GET /webhook", "rawPath": "/webhook",
+        "rawQueryString": format!("hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=7%2B1"),
+        "headers": {},
+        "requestContext": {"accountId": "123", "apiId": "api", "domainName": "x.execute-api.us-east-1.amazonaws.com", "domainPrefix": "x",
+            "http": {"method": "GET", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "facebookplatform"},
+            "requestId": "r", "routeKey": "GET /webhook", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
+        "isBase64Encoded": false
+    });
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let query = query_map(&req);
+    assert_eq!(query.get("hub.challenge").map(String::as_str), Some("7+1"));
+    let w = webhook();
+    let resp = w
+        .handle(
+            Request {
+                method: "GET",
+                query: &query,
+                signature: None,
+                body: b"",
+            },
+            NOW_MS,
+        )
+        .await;
+    assert_eq!((resp.status, resp.body.as_str()), (200, "7+1"));
+}
