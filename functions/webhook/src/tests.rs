@@ -232,53 +232,39 @@ async fn stop_keyword_and_user_preferences_update_consent() {
     assert!(by_phone.marketing_stopped());
 }
 
+/// An API Gateway (HTTP API payload 2.0) event from `events/`, as the Lambda adapter parses it.
+fn apigw(name: &str) -> lambda_http::Request {
+    let event = std::fs::read_to_string(format!(
+        "{}/../../events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    lambda_http::request::from_str(&event).unwrap()
+}
+
 #[tokio::test]
 async fn the_lambda_adapter_decodes_base64_bodies() {
-    let raw = fixture("inbound-text.json");
-    let sig = sign(SECRET.as_bytes(), &raw);
-    use base64::Engine;
-    let event = serde_json::json!({
-        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
-        "headers": {"content-type": "application/json", "x-hub-signature-256": sig},
-        "requestContext": {"accountId": "123", "apiId": "api", "domainName": "x.execute-api.us-east-1.amazonaws.com", "domainPrefix": "x",
-            "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "facebookexternalua"},
-            "requestId": "r", "routeKey": "POST /webhook", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
-        "body": base64::engine::general_purpose::STANDARD.encode(&raw), "isBase64Encoded": true
-    });
-    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    // Signed with SECRET over the decoded bytes of events/meta/inbound-text.json.
+    let req = apigw("webhook-apigw-v2-post-base64.json");
     assert_eq!(
         req.body().as_ref(),
-        raw.as_slice(),
+        fixture("inbound-text.json").as_slice(),
         "the HMAC sees the decoded bytes"
     );
-    let w = webhook();
-    let (resp, _) = post(
-        &w,
-        req.body().as_ref(),
-        req.headers()
-            .get("x-hub-signature-256")
-            .and_then(|v| v.to_str().ok()),
-    )
-    .await;
+    let sig = req
+        .headers()
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let (resp, _) = post(&webhook(), req.body().as_ref(), sig).await;
     assert_eq!(resp.status, 200);
 }
 
 #[tokio::test]
 async fn the_lambda_adapter_reads_a_raw_query_string() {
-    let event = serde_json::json!({
-        "version": "2.0", "routeKey": "GET /webhook", "rawPath": "/webhook",
-        "rawQueryString": format!("hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=7%2B1"),
-        "headers": {},
-        "requestContext": {"accountId": "123", "apiId": "api", "domainName": "x.execute-api.us-east-1.amazonaws.com", "domainPrefix": "x",
-            "http": {"method": "GET", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "facebookplatform"},
-            "requestId": "r", "routeKey": "GET /webhook", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
-        "isBase64Encoded": false
-    });
-    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let req = apigw("webhook-apigw-v2-get-verify.json");
     let query = query_map(&req);
     assert_eq!(query.get("hub.challenge").map(String::as_str), Some("7+1"));
-    let w = webhook();
-    let resp = w
+    let resp = webhook()
         .handle(
             Request {
                 method: "GET",
