@@ -576,3 +576,88 @@ async fn logs_contain_no_phone_number_message_text_token_or_secret() {
         );
     }
 }
+
+#[tokio::test]
+async fn http_edge_cases_against_the_real_adapters() {
+    let stack = ingest_stack().await;
+    let url = front(Arc::new(webhook(&stack))).await;
+    let http = reqwest::Client::new();
+    let get = |q: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.get(format!("{url}?{q}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let wrong_last_byte = format!("{}X", &VERIFY_TOKEN[..VERIFY_TOKEN.len() - 1]);
+    assert_eq!(
+        get(format!(
+            "hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=9"
+        ))
+        .await,
+        200
+    );
+    assert_eq!(
+        get(format!(
+            "hub.mode=subscribe&hub.verify_token={wrong_last_byte}&hub.challenge=9"
+        ))
+        .await,
+        403
+    );
+    assert_eq!(get("hub.mode=subscribe&hub.challenge=9".into()).await, 403);
+    assert_eq!(
+        get(format!(
+            "hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=9"
+        ))
+        .await,
+        403
+    );
+
+    let post = |body: Vec<u8>, sig: Option<String>| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut r = http.post(&url).body(body);
+            if let Some(s) = sig {
+                r = r.header("x-hub-signature-256", s);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/meta/batched-2-entries-2-changes.json"
+    ))
+    .unwrap();
+    let good = sign(APP_SECRET.as_bytes(), &body);
+    for bad in [
+        None,
+        Some(good.replace("sha256=", "sha1=")),
+        Some(good[..40].to_owned()),
+        Some(format!("sha256={}", "x".repeat(64))),
+        Some(sign(b"wrong", &body)),
+    ] {
+        assert_eq!(post(body.clone(), bad.clone()).await, 401, "{bad:?}");
+    }
+    assert!(
+        drain(&stack.aws, &stack.resources.inbound_queue_url)
+            .await
+            .is_empty(),
+        "nothing enqueued for a bad signature"
+    );
+    assert_eq!(
+        post(vec![b' '; 3 * 1024 * 1024 + 64 * 1024 + 1], None).await,
+        413
+    );
+    assert_eq!(post(body, Some(good)).await, 200);
+    assert_eq!(
+        drain(&stack.aws, &stack.resources.inbound_queue_url)
+            .await
+            .len(),
+        4,
+        "2 entries x 2 messages reach the bots"
+    );
+}
