@@ -38,3 +38,77 @@ async fn an_expired_claim_still_in_the_table_can_be_claimed_again() {
     assert_eq!(s.claim("k", t, t + 60).await.unwrap(), Claim::First);
     assert_eq!(s.claim("k", t + 1, t + 61).await.unwrap(), Claim::Duplicate);
 }
+
+/// Powertools' idempotency edge cases, on DynamoDB (mixed units pinned: lease in ms, expiry in s).
+#[tokio::test]
+async fn idempotency_records_follow_powertools_semantics() {
+    use shared::ports::Begin;
+    let s = store().await;
+    let now_ms = now() * 1000;
+    let exp = now() + 3600;
+    // First take; a duplicate while the lease runs is in progress.
+    assert_eq!(
+        s.begin("job-1", "h1", now_ms, now_ms + 30_000, exp)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    assert_eq!(
+        s.begin("job-1", "h1", now_ms + 100, now_ms + 30_100, exp)
+            .await
+            .unwrap(),
+        Begin::InProgress
+    );
+    // The payload hash is checked on the fast path too.
+    assert_eq!(
+        s.begin("job-1", "other", now_ms + 100, now_ms + 30_100, exp)
+            .await
+            .unwrap(),
+        Begin::PayloadMismatch
+    );
+    // After the holder's deadline, another delivery takes it over.
+    assert_eq!(
+        s.begin("job-1", "h1", now_ms + 30_001, now_ms + 60_000, exp)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    // Completed: duplicates get the stored result, never a second run.
+    s.complete("job-1", Some("wamid.X"), exp).await.unwrap();
+    assert_eq!(
+        s.begin("job-1", "h1", now_ms + 90_000, now_ms + 120_000, exp)
+            .await
+            .unwrap(),
+        Begin::Completed {
+            result: Some("wamid.X".into())
+        }
+    );
+    // Released after a failure: the retry takes it at once.
+    assert_eq!(
+        s.begin("job-2", "h2", now_ms, now_ms + 30_000, exp)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    s.release("job-2").await.unwrap();
+    assert_eq!(
+        s.begin("job-2", "h2", now_ms + 1, now_ms + 30_001, exp)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    // An expired record still in the table (TTL is lazy) counts as absent.
+    assert_eq!(
+        s.begin("job-3", "h3", now_ms, now_ms + 1, now() - 10)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    s.complete("job-3", None, now() - 10).await.unwrap();
+    assert_eq!(
+        s.begin("job-3", "h3", now_ms + 2, now_ms + 30_000, exp)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+}
