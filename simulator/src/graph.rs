@@ -250,14 +250,17 @@ impl Simulator {
             Ok(v) => (200, None, v),
             Err(e) => (e.http, Some(e.code), e.envelope(&self.fbtrace_id())),
         };
-        self.world().requests.push(RequestRecord {
-            method: method.to_string(),
-            path,
-            status,
-            error_code: code,
-            body: json,
-            at_ms: self.now_ms(),
-        });
+        crate::model::push_capped(
+            &mut self.world().requests,
+            RequestRecord {
+                method: method.to_string(),
+                path,
+                status,
+                error_code: code,
+                body: json,
+                at_ms: self.now_ms(),
+            },
+        );
         (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             axum::Json(payload),

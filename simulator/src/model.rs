@@ -225,6 +225,18 @@ pub struct World {
     pub seq: u64,
 }
 
+/// How many requests and deliveries the inspection logs keep (the oldest are dropped), so a
+/// long local run does not grow without bound.
+pub const LOG_LIMIT: usize = 200_000;
+
+/// Appends to an inspection log, dropping the oldest tenth when it is full.
+pub fn push_capped<T>(log: &mut Vec<T>, item: T) {
+    if log.len() >= LOG_LIMIT {
+        log.drain(..LOG_LIMIT / 10);
+    }
+    log.push(item);
+}
+
 impl World {
     /// A fresh id with a prefix, unique within this simulator.
     pub fn next_id(&mut self, prefix: &str) -> String {

@@ -200,12 +200,15 @@ impl Post {
             .send()
             .await;
         let status = res.as_ref().ok().map(|r| r.status().as_u16());
-        lock(&self.sim.inner.world).deliveries.push(Delivery {
-            body: self.body.clone(),
-            signature: self.signature.clone(),
-            attempt: self.attempt,
-            status,
-        });
+        crate::model::push_capped(
+            &mut lock(&self.sim.inner.world).deliveries,
+            Delivery {
+                body: self.body.clone(),
+                signature: self.signature.clone(),
+                attempt: self.attempt,
+                status,
+            },
+        );
         status.is_some_and(|s| (200..300).contains(&s))
     }
 }
