@@ -24,6 +24,17 @@ ensure_venv() {
   echo "$want" > "$stamp"
 }
 
+# Creates ./.venv-checkov with the pinned checkov (its dependencies clash with the tools' venv).
+ensure_checkov() {
+  local venv="$ROOT/.venv-checkov" stamp="$ROOT/.venv-checkov/.requirements.sha"
+  local want; want="$(sha256sum "$ROOT/.ci/requirements-checkov.txt" | cut -d' ' -f1)"
+  if [ -x "$venv/bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  log "installing pinned checkov into .venv-checkov"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/.ci/requirements-checkov.txt"
+  echo "$want" > "$stamp"
+}
+
 # Starts ministack on 127.0.0.1:$MINISTACK_PORT unless it already answers; waits for health.
 start_ministack() {
   mkdir -p "$LOCAL/ministack-tmp"
