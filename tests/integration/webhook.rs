@@ -199,6 +199,12 @@ async fn a_conversation_through_the_simulator() {
     );
 }
 
+/// Delivers `body` as Meta would: signed with the app secret over the exact bytes.
+async fn deliver(h: &AwsWebhook, body: &[u8]) -> (webhook::Response, webhook::Tally) {
+    h.receive(Some(&sign(APP_SECRET.as_bytes(), body)), body, now() * 1000)
+        .await
+}
+
 fn envelope(changes: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": now(), "changes": changes}]})).unwrap()
 }
@@ -257,13 +263,7 @@ async fn statuses_in_every_order_settle_on_the_same_state() {
         let wamid = format!("wamid.order{i}");
         for (k, s) in order.iter().enumerate() {
             let body = envelope(status_change(&wamid, s, 1_000 + k as i64));
-            let (resp, _) = handler
-                .receive(
-                    Some(&sign(APP_SECRET.as_bytes(), &body)),
-                    &body,
-                    now() * 1000,
-                )
-                .await;
+            let (resp, _) = deliver(&handler, &body).await;
             assert_eq!(resp.status, 200);
         }
         let r = ports.messages.message(&wamid).await.unwrap().unwrap();
@@ -277,13 +277,7 @@ async fn statuses_in_every_order_settle_on_the_same_state() {
     // `failed` is never left, whatever comes after it.
     for s in ["failed", "sent", "delivered", "read"] {
         let body = envelope(status_change("wamid.failed", s, 5));
-        handler
-            .receive(
-                Some(&sign(APP_SECRET.as_bytes(), &body)),
-                &body,
-                now() * 1000,
-            )
-            .await;
+        deliver(&handler, &body).await;
     }
     let r = ports
         .messages
@@ -311,18 +305,7 @@ async fn a_late_old_message_does_not_shorten_the_window_and_keywords_set_consent
     let t = now();
     for (id, ts, text) in [("wamid.new", t, "STOP"), ("wamid.old", t - 3600, "hello")] {
         let body = envelope(inbound(id, ts, text));
-        assert_eq!(
-            handler
-                .receive(
-                    Some(&sign(APP_SECRET.as_bytes(), &body)),
-                    &body,
-                    now() * 1000
-                )
-                .await
-                .0
-                .status,
-            200
-        );
+        assert_eq!(deliver(&handler, &body).await.0.status, 200);
     }
     let key = UserKey {
         phone_number_id: PHONE.into(),
@@ -334,13 +317,7 @@ async fn a_late_old_message_does_not_shorten_the_window_and_keywords_set_consent
     );
     assert!(ports.contacts.consent(&key).await.unwrap().opted_out());
     let body = envelope(inbound("wamid.start", t + 5, "start"));
-    handler
-        .receive(
-            Some(&sign(APP_SECRET.as_bytes(), &body)),
-            &body,
-            now() * 1000,
-        )
-        .await;
+    deliver(&handler, &body).await;
     assert!(ports.contacts.consent(&key).await.unwrap().opted_in());
 }
 
@@ -349,9 +326,7 @@ async fn signed_invalid_json_lands_in_the_quarantine_bucket() {
     let stack = ingest_stack().await;
     let handler = webhook(&stack);
     let body = b"{\"object\":\"whatsapp_business_account\",\"entry\":[{";
-    let (resp, _) = handler
-        .receive(Some(&sign(APP_SECRET.as_bytes(), body)), body, now() * 1000)
-        .await;
+    let (resp, _) = deliver(&handler, body).await;
     assert_eq!(resp.status, 200);
     let listed = s3_client(&stack.aws, true)
         .list_objects_v2()
@@ -379,13 +354,7 @@ async fn items_that_fail_inline_reach_the_event_processor() {
         ..webhook(&stack)
     };
     let body = envelope(status_change("wamid.fallback", "delivered", 10));
-    let (resp, tally) = handler
-        .receive(
-            Some(&sign(APP_SECRET.as_bytes(), &body)),
-            &body,
-            now() * 1000,
-        )
-        .await;
+    let (resp, tally) = deliver(&handler, &body).await;
     assert_eq!(
         (resp.status, tally.queued),
         (200, 1),
@@ -438,13 +407,7 @@ async fn template_and_phone_state_webhooks_update_their_tables() {
     ] {
         let body =
             std::fs::read(format!("{}/../events/meta/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let (resp, tally) = handler
-            .receive(
-                Some(&sign(APP_SECRET.as_bytes(), &body)),
-                &body,
-                now() * 1000,
-            )
-            .await;
+        let (resp, tally) = deliver(&handler, &body).await;
         assert_eq!((resp.status, tally.applied), (200, 1), "{f}");
     }
     use shared::ports::{PhoneStateStore, TemplateStore};
