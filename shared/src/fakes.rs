@@ -225,6 +225,8 @@ impl MessageStore for MemoryMessages {
 #[derive(Debug, Default)]
 pub struct MemoryTemplates {
     pub items: Mutex<HashMap<String, TemplateRecord>>,
+    /// When each template's category was last set (the adapter's `category_at`).
+    category_at: Mutex<HashMap<String, i64>>,
 }
 
 impl TemplateStore for MemoryTemplates {
@@ -255,16 +257,29 @@ impl TemplateStore for MemoryTemplates {
         &self,
         waba: &str,
         u: &TemplateCategoryUpdate,
-        _at: i64,
+        at: i64,
     ) -> Result<bool, StoreError> {
+        // As the DynamoDB adapter: only the completed form sets the category, versioned by `at`.
+        let Some(new) = u
+            .new_category
+            .as_ref()
+            .filter(|_| u.previous_category.is_some())
+        else {
+            return Ok(false);
+        };
         let mut items = lock(&self.items);
-        let t = items
-            .entry(format!(
-                "{waba}#{}#{}",
-                u.message_template_name, u.message_template_language
-            ))
-            .or_default();
-        t.category = u.new_category.as_ref().map(ToString::to_string);
+        let key = format!(
+            "{waba}#{}#{}",
+            u.message_template_name, u.message_template_language
+        );
+        let mut versions = lock(&self.category_at);
+        if versions.get(&key).is_some_and(|&v| v > at) {
+            return Ok(false);
+        }
+        versions.insert(key.clone(), at);
+        let t = items.entry(key).or_default();
+        t.category = Some(new.to_string());
+        t.template_id = Some(u.message_template_id.clone());
         Ok(true)
     }
 

@@ -67,6 +67,24 @@ impl Default for IngestConfig {
     }
 }
 
+impl IngestConfig {
+    /// The defaults, with `OPT_OUT_KEYWORDS` / `OPT_IN_KEYWORDS` (comma-separated) when set and
+    /// not empty.
+    pub fn from_env(env: &impl crate::config::Env) -> Self {
+        let defaults = IngestConfig::default();
+        let keywords = |name: &str, default: Vec<String>| {
+            env.get(name)
+                .filter(|v| !v.trim().is_empty())
+                .map_or(default, |v| fold_all(&v))
+        };
+        IngestConfig {
+            opt_out_keywords: keywords("OPT_OUT_KEYWORDS", defaults.opt_out_keywords),
+            opt_in_keywords: keywords("OPT_IN_KEYWORDS", defaults.opt_in_keywords),
+            ..defaults
+        }
+    }
+}
+
 /// Folds a comma-separated keyword list for matching.
 pub fn fold_all(list: &str) -> Vec<String> {
     list.split(',')
@@ -406,4 +424,19 @@ pub fn single_item_envelope(ctx: ItemContext<'_>, item: Item<'_>) -> Option<Enve
             changes: vec![change],
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_come_from_the_environment_and_empty_means_default() {
+        let c = IngestConfig::from_env(&[
+            ("OPT_OUT_KEYWORDS", "Halt, ARRÊT"),
+            ("OPT_IN_KEYWORDS", " "),
+        ]);
+        assert_eq!(c.opt_out_keywords, ["halt", "arret"]);
+        assert_eq!(c.opt_in_keywords, IngestConfig::default().opt_in_keywords);
+    }
 }

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::{Value, json};
 use simulator::Tier;
@@ -432,5 +430,4 @@ async fn control_api_over_http() {
         .await
         .unwrap();
     assert_eq!(r["count"], 0);
-    tokio::time::sleep(Duration::from_millis(1)).await;
 }

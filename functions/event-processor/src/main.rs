@@ -5,23 +5,14 @@ use event_processor::Processor;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::{AwsIngestPorts, IngestResources, aws_sdk_config};
 use shared::config::{Env, ProcessEnv};
-use shared::ingest::{IngestConfig, fold_all};
+use shared::ingest::IngestConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = ProcessEnv;
     let resources = IngestResources::from_env(&env).expect("event-processor configuration");
-    let defaults = IngestConfig::default();
-    let ingest = IngestConfig {
-        opt_out_keywords: env
-            .get("OPT_OUT_KEYWORDS")
-            .map_or(defaults.opt_out_keywords.clone(), |v| fold_all(&v)),
-        opt_in_keywords: env
-            .get("OPT_IN_KEYWORDS")
-            .map_or(defaults.opt_in_keywords.clone(), |v| fold_all(&v)),
-        ..defaults
-    };
+    let ingest = IngestConfig::from_env(&env);
     let concurrency = env
         .parsed_or("RECORD_CONCURRENCY", 10usize)
         .expect("RECORD_CONCURRENCY");

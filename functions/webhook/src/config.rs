@@ -2,7 +2,7 @@
 
 use shared::adapters::IngestResources;
 use shared::config::{ConfigError, Env, SecretConfig};
-use shared::ingest::{IngestConfig, fold_all};
+use shared::ingest::IngestConfig;
 
 use crate::Settings;
 
@@ -22,14 +22,6 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let defaults = Settings::default();
-        let ingest_defaults = IngestConfig::default();
-        let keywords =
-            |name: &'static str, default: Vec<String>| -> Result<Vec<String>, ConfigError> {
-                Ok(env
-                    .get(name)
-                    .filter(|v| !v.trim().is_empty())
-                    .map_or(default, |v| fold_all(&v)))
-            };
         Ok(Config {
             secret: SecretConfig::from_env(env)?,
             resources: IngestResources::from_env(env)?,
@@ -39,14 +31,7 @@ impl Config {
             settings: Settings {
                 max_body_bytes: env.parsed_or("MAX_BODY_BYTES", defaults.max_body_bytes)?,
                 concurrency: env.parsed_or("ITEM_CONCURRENCY", defaults.concurrency)?,
-                ingest: IngestConfig {
-                    opt_out_keywords: keywords(
-                        "OPT_OUT_KEYWORDS",
-                        ingest_defaults.opt_out_keywords,
-                    )?,
-                    opt_in_keywords: keywords("OPT_IN_KEYWORDS", ingest_defaults.opt_in_keywords)?,
-                    ..ingest_defaults
-                },
+                ingest: IngestConfig::from_env(env),
             },
         })
     }
