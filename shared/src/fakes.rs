@@ -9,8 +9,9 @@ use crate::ingest::IngestPorts;
 use crate::policy::{Consent, WindowState, merge_status, status_rank};
 use crate::ports::{
     Begin, Claim, ConsentEvent, ContactStore, DedupeStore, MessageQueue, MessageRecord,
-    MessageStore, PhoneStateStore, Quarantine, QueueError, SecretError, SecretSource, Secrets,
-    SessionStore, StatusUpdate, StoreError, TemplateRecord, TemplateStore, UserKey,
+    MessageStore, PhoneStateStore, PreviousHold, Quarantine, QueueError, SecretError, SecretSource,
+    Secrets, SessionStore, StatusUpdate, StoreError, TemplateDefinition, TemplateRecord,
+    TemplateStore, UserKey,
 };
 use crate::webhook::{
     AccountUpdate, BusinessCapabilityUpdate, PhoneNumberQualityUpdate, TemplateCategoryUpdate,
@@ -62,6 +63,7 @@ struct Record {
     in_progress_until_ms: i64,
     expires_at: i64,
     result: Option<String>,
+    checkpoint: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -91,9 +93,11 @@ impl DedupeStore for MemoryDedupe {
         expires_at: i64,
     ) -> Result<Begin, StoreError> {
         let mut records = lock(&self.records);
+        let mut previous = None;
         if let Some(r) = records.get(key) {
-            let free = r.expires_at < now_ms / 1000 || (!r.done && r.in_progress_until_ms < now_ms);
-            if !free {
+            let expired = r.expires_at < now_ms.div_euclid(1000);
+            let lapsed = !r.done && r.in_progress_until_ms < now_ms && r.hash == hash;
+            if !expired && !lapsed {
                 return Ok(if r.hash != hash {
                     Begin::PayloadMismatch
                 } else if r.done {
@@ -101,7 +105,15 @@ impl DedupeStore for MemoryDedupe {
                         result: r.result.clone(),
                     }
                 } else {
-                    Begin::InProgress
+                    Begin::InProgress {
+                        until_ms: r.in_progress_until_ms,
+                    }
+                });
+            }
+            if !expired {
+                previous = Some(PreviousHold {
+                    held_until_ms: r.in_progress_until_ms,
+                    checkpoint: r.checkpoint.clone(),
                 });
             }
         }
@@ -113,9 +125,29 @@ impl DedupeStore for MemoryDedupe {
                 in_progress_until_ms: until_ms,
                 expires_at,
                 result: None,
+                checkpoint: None,
             },
         );
-        Ok(Begin::Started)
+        Ok(Begin::Started { previous })
+    }
+
+    async fn checkpoint(
+        &self,
+        key: &str,
+        until_ms: i64,
+        checkpoint: &str,
+    ) -> Result<(), StoreError> {
+        match lock(&self.records).get_mut(key) {
+            Some(r) if !r.done => {
+                r.in_progress_until_ms = until_ms;
+                r.checkpoint = Some(checkpoint.to_owned());
+                Ok(())
+            }
+            _ => Err(StoreError::new(
+                "idempotency.checkpoint",
+                "record is not in progress",
+            )),
+        }
     }
 
     async fn complete(
@@ -220,6 +252,13 @@ impl MessageStore for MemoryMessages {
     async fn message(&self, wamid: &str) -> Result<Option<MessageRecord>, StoreError> {
         Ok(lock(&self.items).get(wamid).cloned())
     }
+
+    async fn find_by_callback(&self, callback_data: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.items)
+            .iter()
+            .find(|(_, m)| m.callback_data.as_deref() == Some(callback_data))
+            .map(|(wamid, _)| wamid.clone()))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -292,6 +331,34 @@ impl TemplateStore for MemoryTemplates {
         Ok(lock(&self.items)
             .get(&format!("{waba}#{name}#{language}"))
             .cloned())
+    }
+
+    async fn put_definition(
+        &self,
+        waba: &str,
+        d: &TemplateDefinition,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        let t = items
+            .entry(format!("{waba}#{}#{}", d.name, d.language))
+            .or_default();
+        if t.status_at.is_some_and(|s| s > at) {
+            return Ok(false);
+        }
+        t.status = Some(d.status.clone());
+        t.status_at = Some(at);
+        t.category = Some(d.category.clone());
+        t.components = Some(d.components.to_string());
+        t.parameter_format = Some(
+            d.parameter_format
+                .clone()
+                .unwrap_or_else(|| "POSITIONAL".into()),
+        );
+        if let Some(id) = &d.template_id {
+            t.template_id = Some(id.clone());
+        }
+        Ok(true)
     }
 }
 
@@ -369,6 +436,98 @@ impl MessageQueue for MemoryQueue {
         let mut sent = lock(&self.sent);
         sent.push((body.to_owned(), delay_seconds));
         Ok(format!("mem-{}", sent.len()))
+    }
+}
+
+impl crate::ports::DeadLetters for MemoryQueue {
+    async fn dead_letter(&self, body: &str, reason: &str, _detail: &str) -> Result<(), QueueError> {
+        self.send(&format!("{reason}\t{body}"), None)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Records redeliveries instead of making them.
+#[derive(Debug, Default)]
+pub struct MemoryRedelivery {
+    pub delays: Mutex<Vec<(String, u32)>>,
+}
+
+impl crate::ports::Redelivery for MemoryRedelivery {
+    async fn redeliver_in(&self, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
+        lock(&self.delays).push((receipt_handle.to_owned(), seconds));
+        Ok(())
+    }
+}
+
+/// The send-control counters in memory, with the adapter's contracts (slots add then grant; a
+/// pair turn is taken only when free; the reach budget counts unique users per moving day).
+#[derive(Debug, Default)]
+pub struct MemorySendControl {
+    pub slots: Mutex<HashMap<(String, i64), u64>>,
+    pub pairs: Mutex<HashMap<UserKey, i64>>,
+    pub reached: Mutex<HashMap<(String, String), i64>>,
+    pub budgets: Mutex<HashMap<String, crate::policy::ReachBudget>>,
+    pub limits: Mutex<HashMap<String, crate::ports::NumberLimits>>,
+}
+
+impl crate::ports::SendControl for MemorySendControl {
+    async fn add_to_slot(&self, phone: &str, slot: i64, wanted: u32) -> Result<u64, StoreError> {
+        let mut slots = lock(&self.slots);
+        let c = slots.entry((phone.to_owned(), slot)).or_default();
+        *c += u64::from(wanted);
+        Ok(*c)
+    }
+
+    async fn take_pair_turn(
+        &self,
+        key: &UserKey,
+        now_ms: i64,
+        gap_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut pairs = lock(&self.pairs);
+        match pairs.get(key) {
+            Some(&next) if next > now_ms => Ok(Some(next)),
+            _ => {
+                pairs.insert(key.clone(), now_ms + gap_ms);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn reach(
+        &self,
+        portfolio: &str,
+        user: &str,
+        now: i64,
+        limit: Option<u32>,
+    ) -> Result<crate::ports::Reach, StoreError> {
+        use crate::ports::Reach;
+        if limit.is_none() {
+            return Ok(Reach::AlreadyCounted);
+        }
+        let mut reached = lock(&self.reached);
+        let key = (portfolio.to_owned(), user.to_owned());
+        if reached.get(&key).is_some_and(|&at| at > now - 24 * 3600) {
+            return Ok(Reach::AlreadyCounted);
+        }
+        let mut budgets = lock(&self.budgets);
+        let budget = budgets.remove(portfolio).unwrap_or_default();
+        match budget.clone().reserve(now, limit) {
+            Ok(b) => {
+                budgets.insert(portfolio.to_owned(), b);
+                reached.insert(key, now);
+                Ok(Reach::Reserved)
+            }
+            Err(refused) => {
+                budgets.insert(portfolio.to_owned(), budget);
+                Ok(Reach::Refused(refused))
+            }
+        }
+    }
+
+    async fn number_limits(&self, phone: &str) -> Result<crate::ports::NumberLimits, StoreError> {
+        Ok(lock(&self.limits).get(phone).cloned().unwrap_or_default())
     }
 }
 

@@ -332,8 +332,8 @@ async fn inbound<P: IngestPorts>(
         )
         .await?
     {
-        Begin::Started => {}
-        Begin::InProgress => return Ok(Outcome::InFlight),
+        Begin::Started { .. } => {}
+        Begin::InProgress { .. } => return Ok(Outcome::InFlight),
         Begin::Completed { .. } | Begin::PayloadMismatch => return Ok(Outcome::Duplicate),
     }
     let event = InboundEvent {

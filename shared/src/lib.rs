@@ -22,3 +22,19 @@ pub mod webhook;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+
+/// A pseudo-random delay in `0..max_ms` to spread retries (not for cryptography): each call
+/// hashes a process-wide counter with a randomly keyed hasher.
+pub fn jitter_ms(max_ms: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    if max_ms == 0 {
+        return 0;
+    }
+    let mut h = STATE.get_or_init(Default::default).build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish() % max_ms
+}

@@ -118,13 +118,24 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
     /// The record is ours: do the work, then `complete` (or `release` on failure).
-    Started,
-    /// Someone else holds it and their in-progress lease has not expired: retry later.
-    InProgress,
+    /// `previous` is set when we took over an in-progress record whose holder's lease ran out.
+    Started { previous: Option<PreviousHold> },
+    /// Someone else holds it and their in-progress lease runs until `until_ms`: retry later.
+    InProgress { until_ms: i64 },
     /// The work was done; `result` is what `complete` stored.
     Completed { result: Option<String> },
     /// The key was used with a different payload: refuse (never replay another job's result).
     PayloadMismatch,
+}
+
+/// What the holder of an in-progress record left when its lease ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousHold {
+    /// When the previous lease ended (epoch ms).
+    pub held_until_ms: i64,
+    /// What the previous holder wrote with [`DedupeStore::checkpoint`], if anything. `None`
+    /// means it stopped without saying where it was (crash or timeout).
+    pub checkpoint: Option<String>,
 }
 
 /// Atomic claims and idempotency records, for exactly-once effects (the semantics of
@@ -152,6 +163,16 @@ pub trait DedupeStore: Send + Sync {
         in_progress_until_ms: i64,
         expires_at: i64,
     ) -> impl Future<Output = Result<Begin, StoreError>> + Send;
+
+    /// Keeps `key` in progress until `in_progress_until_ms` and leaves `checkpoint` for whoever
+    /// takes it over next (a deferral, a retry after back-off). Taking a record over consumes
+    /// its checkpoint, so a holder that crashes leaves none.
+    fn checkpoint(
+        &self,
+        key: &str,
+        in_progress_until_ms: i64,
+        checkpoint: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks `key` done, storing `result` for duplicates.
     fn complete(
@@ -248,6 +269,14 @@ pub trait MessageStore: Send + Sync {
         &self,
         wamid: &str,
     ) -> impl Future<Output = Result<Option<MessageRecord>, StoreError>> + Send;
+
+    /// The wamid of a message whose status webhooks echoed `callback_data`
+    /// (`biz_opaque_callback_data`), if any arrived: how the sender learns whether a send whose
+    /// outcome it never saw reached Meta.
+    fn find_by_callback(
+        &self,
+        callback_data: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 /// What the templates table holds about one template.
@@ -258,6 +287,23 @@ pub struct TemplateRecord {
     pub category: Option<String>,
     pub reason: Option<String>,
     pub status_at: Option<i64>,
+    /// `POSITIONAL` or `NAMED`, from the definition.
+    pub parameter_format: Option<String>,
+    /// Meta's `components` array (JSON), from the definition: what the sender checks
+    /// parameters against.
+    pub components: Option<String>,
+}
+
+/// A template's definition as submitted or synced from `GET /{waba}/message_templates`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateDefinition {
+    pub name: String,
+    pub language: String,
+    pub template_id: Option<String>,
+    pub status: String,
+    pub category: String,
+    pub parameter_format: Option<String>,
+    pub components: serde_json::Value,
 }
 
 /// Templates as Meta reports them.
@@ -284,6 +330,15 @@ pub trait TemplateStore: Send + Sync {
         name: &str,
         language: &str,
     ) -> impl Future<Output = Result<Option<TemplateRecord>, StoreError>> + Send;
+
+    /// Stores a template's definition (and the status and category known with it) as of `at`;
+    /// monotonic by `at` against status webhooks.
+    fn put_definition(
+        &self,
+        waba_id: &str,
+        definition: &TemplateDefinition,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Phone-number and account state as Meta's webhooks report it.
@@ -340,6 +395,108 @@ pub trait MessageQueue: Send + Sync {
         body: &str,
         delay_seconds: Option<u32>,
     ) -> impl Future<Output = Result<String, QueueError>> + Send;
+
+    /// Enqueues up to ten messages in one call; one result per body, in order.
+    fn send_batch(
+        &self,
+        bodies: &[String],
+    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(bodies.len());
+            for b in bodies {
+                out.push(self.send(b, None).await.map(|_| ()));
+            }
+            out
+        }
+    }
+}
+
+/// Puts a received queue message back for later: the sender's deferrals and back-offs.
+pub trait Redelivery: Send + Sync {
+    /// Makes the message with `receipt_handle` visible again in `seconds` (≤ 12 h).
+    fn redeliver_in(
+        &self,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// Where jobs that cannot be sent go, with a machine-readable reason, for an operator.
+pub trait DeadLetters: Send + Sync {
+    /// Keeps `body` unchanged, with `reason` (a code) and `detail` beside it.
+    fn dead_letter(
+        &self,
+        body: &str,
+        reason: &str,
+        detail: &str,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// A business number's sending profile: where its templates live, whose messaging limit it
+/// shares, and its throughput cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberProfile {
+    pub phone_number_id: String,
+    pub waba_id: String,
+    /// The business portfolio whose messaging limit the number shares.
+    pub portfolio_id: String,
+    /// Messages per second (80 by default, 1,000 after an upgrade).
+    pub mps: u32,
+    pub tier: crate::policy::MessagingTier,
+}
+
+/// What the state table says about a number's limits (written by the quality poller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumberLimits {
+    pub mps: Option<u32>,
+    pub tier: Option<crate::policy::MessagingTier>,
+}
+
+/// The result of asking to reach a user outside a service window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The user was already reached within the moving 24 h: no new slot needed.
+    AlreadyCounted,
+    /// A slot of the portfolio's budget was taken for this user.
+    Reserved,
+    /// The budget is used up.
+    Refused(crate::policy::ReachRefused),
+}
+
+/// Shared, atomic counters that hold the sender's limits across every concurrent instance.
+pub trait SendControl: Send + Sync {
+    /// Adds `wanted` to throughput slot `slot` of a number and returns the count after the add.
+    fn add_to_slot(
+        &self,
+        phone_number_id: &str,
+        slot: i64,
+        wanted: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Takes the pair-rate turn for `key` at `now_ms` if the last one is at least `gap_ms` old;
+    /// otherwise returns when the next turn is free (epoch ms) and takes nothing.
+    fn take_pair_turn(
+        &self,
+        key: &UserKey,
+        now_ms: i64,
+        gap_ms: i64,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Counts `user` against the portfolio's unique-user budget (`limit` per moving 24 h,
+    /// `None` = unlimited), atomically with every other sender.
+    fn reach(
+        &self,
+        portfolio_id: &str,
+        user: &str,
+        now: i64,
+        limit: Option<u32>,
+    ) -> impl Future<Output = Result<Reach, StoreError>> + Send;
+
+    /// The limits the poller last stored for a number.
+    fn number_limits(
+        &self,
+        phone_number_id: &str,
+    ) -> impl Future<Output = Result<NumberLimits, StoreError>> + Send;
 }
 
 /// A Graph API call that did not succeed.

@@ -42,7 +42,7 @@ async fn an_expired_claim_still_in_the_table_can_be_claimed_again() {
 /// Powertools' idempotency edge cases, on DynamoDB (mixed units pinned: lease in ms, expiry in s).
 #[tokio::test]
 async fn idempotency_records_follow_powertools_semantics() {
-    use shared::ports::Begin;
+    use shared::ports::{Begin, PreviousHold};
     let s = store().await;
     let now_ms = now() * 1000;
     let exp = now() + 3600;
@@ -51,13 +51,15 @@ async fn idempotency_records_follow_powertools_semantics() {
         s.begin("job-1", "h1", now_ms, now_ms + 30_000, exp)
             .await
             .unwrap(),
-        Begin::Started
+        Begin::Started { previous: None }
     );
     assert_eq!(
         s.begin("job-1", "h1", now_ms + 100, now_ms + 30_100, exp)
             .await
             .unwrap(),
-        Begin::InProgress
+        Begin::InProgress {
+            until_ms: now_ms + 30_000
+        }
     );
     // The payload hash is checked on the fast path too.
     assert_eq!(
@@ -66,12 +68,56 @@ async fn idempotency_records_follow_powertools_semantics() {
             .unwrap(),
         Begin::PayloadMismatch
     );
-    // After the holder's deadline, another delivery takes it over.
+    // After the holder's deadline another delivery takes it over, and learns that the holder
+    // stopped without a checkpoint (it may have crashed mid-call).
+    assert_eq!(
+        s.begin("job-1", "other", now_ms + 30_001, now_ms + 60_000, exp)
+            .await
+            .unwrap(),
+        Begin::PayloadMismatch,
+        "a lapsed lease is never taken over for another payload"
+    );
     assert_eq!(
         s.begin("job-1", "h1", now_ms + 30_001, now_ms + 60_000, exp)
             .await
             .unwrap(),
-        Begin::Started
+        Begin::Started {
+            previous: Some(PreviousHold {
+                held_until_ms: now_ms + 30_000,
+                checkpoint: None
+            })
+        }
+    );
+    // A holder that defers leaves a checkpoint; the next takeover consumes it.
+    s.checkpoint("job-1", now_ms + 65_000, r#"{"unsent":true}"#)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.begin("job-1", "h1", now_ms + 64_000, now_ms + 70_000, exp).await.unwrap(),
+        Begin::InProgress { until_ms } if until_ms == now_ms + 65_000
+    ));
+    assert_eq!(
+        s.begin("job-1", "h1", now_ms + 65_001, now_ms + 70_000, exp)
+            .await
+            .unwrap(),
+        Begin::Started {
+            previous: Some(PreviousHold {
+                held_until_ms: now_ms + 65_000,
+                checkpoint: Some(r#"{"unsent":true}"#.into())
+            })
+        }
+    );
+    assert_eq!(
+        s.begin("job-1", "h1", now_ms + 70_001, now_ms + 80_000, exp)
+            .await
+            .unwrap(),
+        Begin::Started {
+            previous: Some(PreviousHold {
+                held_until_ms: now_ms + 70_000,
+                checkpoint: None
+            })
+        },
+        "taking a record over consumes its checkpoint"
     );
     // Completed: duplicates get the stored result, never a second run.
     s.complete("job-1", Some("wamid.X"), exp).await.unwrap();
@@ -88,27 +134,27 @@ async fn idempotency_records_follow_powertools_semantics() {
         s.begin("job-2", "h2", now_ms, now_ms + 30_000, exp)
             .await
             .unwrap(),
-        Begin::Started
+        Begin::Started { previous: None }
     );
     s.release("job-2").await.unwrap();
     assert_eq!(
         s.begin("job-2", "h2", now_ms + 1, now_ms + 30_001, exp)
             .await
             .unwrap(),
-        Begin::Started
+        Begin::Started { previous: None }
     );
     // An expired record still in the table (TTL is lazy) counts as absent.
     assert_eq!(
         s.begin("job-3", "h3", now_ms, now_ms + 1, now() - 10)
             .await
             .unwrap(),
-        Begin::Started
+        Begin::Started { previous: None }
     );
     s.complete("job-3", None, now() - 10).await.unwrap();
     assert_eq!(
         s.begin("job-3", "h3", now_ms + 2, now_ms + 30_000, exp)
             .await
             .unwrap(),
-        Begin::Started
+        Begin::Started { previous: None }
     );
 }

@@ -10,5 +10,6 @@ mod dedupe;
 mod graph_http;
 mod queue;
 mod secrets;
+mod sender;
 mod sessions;
 mod webhook;

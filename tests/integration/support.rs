@@ -74,6 +74,50 @@ pub async fn table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
     name
 }
 
+/// Creates the messages table: as [`table`], plus the keys-only index on `callback_data` the
+/// sender reconciles through.
+pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let name = unique("messages");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let hash = |n: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("callback_data"))
+        .key_schema(hash("pk"))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(shared::adapters::CALLBACK_INDEX)
+                .key_schema(hash("callback_data"))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create messages table");
+    name
+}
+
 /// Creates a standard queue and returns its URL.
 pub async fn queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
     client
@@ -112,7 +156,7 @@ pub async fn ingest_stack() -> IngestStack {
     let resources = shared::adapters::IngestResources {
         sessions_table: table(&ddb, "sessions").await,
         contacts_table: table(&ddb, "contacts").await,
-        messages_table: table(&ddb, "messages").await,
+        messages_table: messages_table(&ddb).await,
         templates_table: table(&ddb, "templates").await,
         phone_state_table: table(&ddb, "phones").await,
         dedupe_table: table(&ddb, "dedupe").await,

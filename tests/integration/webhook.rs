@@ -20,13 +20,13 @@ use webhook::{Settings, Webhook};
 
 use crate::support::{APP_SECRET, IngestStack, VERIFY_TOKEN, drain, ingest_stack, now};
 
-type AwsWebhook =
+pub(crate) type AwsWebhook =
     Webhook<AwsIngestPorts, CachedSecrets<SecretsManagerFetcher>, SqsQueue, S3Quarantine>;
 
-const WABA: &str = "102290129340398";
-const PHONE: &str = "106540352242922";
+pub(crate) const WABA: &str = "102290129340398";
+pub(crate) const PHONE: &str = "106540352242922";
 
-fn webhook(stack: &IngestStack) -> AwsWebhook {
+pub(crate) fn webhook(stack: &IngestStack) -> AwsWebhook {
     Webhook {
         ports: AwsIngestPorts::new(&stack.aws, &stack.resources),
         secrets: CachedSecrets::new(
@@ -46,7 +46,7 @@ fn webhook(stack: &IngestStack) -> AwsWebhook {
 }
 
 /// Plays API Gateway in front of the handler.
-async fn front(handler: Arc<AwsWebhook>) -> String {
+pub(crate) async fn front(handler: Arc<AwsWebhook>) -> String {
     async fn serve(
         State(h): State<Arc<AwsWebhook>>,
         method: Method,
@@ -97,7 +97,10 @@ async fn simulator(callback: &str) -> simulator::RunningSimulator {
     running
 }
 
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) {
     for _ in 0..100 {
         if f().await {
             return;

@@ -11,8 +11,9 @@ mod secrets;
 mod sqs;
 
 pub use dynamodb::{
-    DynamoContactStore, DynamoDedupeStore, DynamoMessageStore, DynamoPhoneStateStore,
-    DynamoSessionStore, DynamoTemplateStore, SESSION_TTL_SLACK_SECONDS,
+    CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoMessageStore,
+    DynamoPhoneStateStore, DynamoSendControl, DynamoSessionStore, DynamoTemplateStore,
+    SESSION_TTL_SLACK_SECONDS, budget_buckets,
 };
 pub use graph_http::{GraphHttpClient, GraphHttpConfig};
 pub use s3::S3Quarantine;

@@ -32,6 +32,17 @@ impl Consent {
         later(self.opt_out_at, self.opt_in_at)
     }
 
+    /// The union of two records of one user (kept under two keys): the later of each event.
+    pub fn merged(&self, other: &Consent) -> Consent {
+        let max = |a: Option<i64>, b: Option<i64>| a.max(b);
+        Consent {
+            opt_in_at: max(self.opt_in_at, other.opt_in_at),
+            opt_out_at: max(self.opt_out_at, other.opt_out_at),
+            marketing_stop_at: max(self.marketing_stop_at, other.marketing_stop_at),
+            marketing_resume_at: max(self.marketing_resume_at, other.marketing_resume_at),
+        }
+    }
+
     /// The user stopped marketing messages and has not resumed them since.
     pub fn marketing_stopped(&self) -> bool {
         later(self.marketing_stop_at, self.marketing_resume_at)

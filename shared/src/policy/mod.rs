@@ -3,14 +3,18 @@
 //! All times are epoch seconds (UTC).
 
 mod consent;
+mod limits;
 mod pricing;
 mod status;
+mod template;
 mod tier;
 mod window;
 
 pub use consent::*;
+pub use limits::*;
 pub use pricing::*;
 pub use status::*;
+pub use template::*;
 pub use tier::*;
 pub use window::*;
 

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{n, num, s, text, update_conditionally};
-use crate::ports::{PhoneStateStore, StoreError, TemplateRecord, TemplateStore};
+use crate::ports::{
+    PhoneStateStore, StoreError, TemplateDefinition, TemplateRecord, TemplateStore,
+};
 use crate::webhook::{
     AccountUpdate, BusinessCapabilityUpdate, PhoneNumberQualityUpdate, TemplateCategoryUpdate,
     TemplateStatusUpdate,
@@ -130,7 +132,49 @@ impl TemplateStore for DynamoTemplateStore {
             category: text(&i, "tpl_category"),
             reason: text(&i, "rejected_reason"),
             status_at: num(&i, "status_at"),
+            parameter_format: text(&i, "parameter_format"),
+            components: text(&i, "components"),
         }))
+    }
+
+    async fn put_definition(
+        &self,
+        waba_id: &str,
+        d: &TemplateDefinition,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sets = vec![
+            "tpl_status = :s",
+            "status_at = :t",
+            "tpl_category = :c",
+            "components = :comp",
+            "parameter_format = :pf",
+        ];
+        let mut vals = vec![
+            (":s", s(d.status.as_str())),
+            (":t", n(at)),
+            (":c", s(d.category.as_str())),
+            (":comp", s(d.components.to_string())),
+            (
+                ":pf",
+                s(d.parameter_format.as_deref().unwrap_or("POSITIONAL")),
+            ),
+        ];
+        if let Some(id) = &d.template_id {
+            sets.push("template_id = :id");
+            vals.push((":id", s(id.as_str())));
+        }
+        let out = update_conditionally(
+            &self.client,
+            &self.table,
+            s(template_pk(waba_id, &d.name, &d.language)),
+            "templates.put_definition",
+            &format!("SET {}", sets.join(", ")),
+            "attribute_not_exists(status_at) OR status_at <= :t",
+            vals,
+        )
+        .await?;
+        Ok(out.applied)
     }
 }
 

@@ -7,6 +7,10 @@ use super::{Item, n, num, s, text, update_conditionally};
 use crate::policy::status_rank;
 use crate::ports::{MessageRecord, MessageStore, StatusUpdate, StoreError};
 
+/// The keys-only global secondary index on `callback_data` (the `biz_opaque_callback_data` a
+/// status echoed): written once per message, since later statuses do not change the key.
+pub const CALLBACK_INDEX: &str = "by_callback";
+
 /// Message records are kept this long after their last status (finance and reconciliation read
 /// them; Meta retries webhooks for 7 days).
 pub const MESSAGE_TTL_SECONDS: i64 = 90 * 24 * 3600;
@@ -137,6 +141,21 @@ impl MessageStore for DynamoMessageStore {
             .await
             .map_err(|e| StoreError::new("messages.get", e))?;
         Ok(out.item.as_ref().map(record))
+    }
+
+    async fn find_by_callback(&self, callback_data: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CALLBACK_INDEX)
+            .key_condition_expression("callback_data = :cb")
+            .expression_attribute_values(":cb", s(callback_data))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::new("messages.find_by_callback", e))?;
+        Ok(out.items().first().and_then(|i| text(i, "pk")))
     }
 }
 

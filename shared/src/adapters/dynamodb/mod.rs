@@ -4,14 +4,16 @@
 
 mod account;
 mod contacts;
+mod control;
 mod dedupe;
 mod messages;
 mod sessions;
 
 pub use account::{DynamoPhoneStateStore, DynamoTemplateStore};
 pub use contacts::DynamoContactStore;
+pub use control::{DynamoSendControl, budget_buckets};
 pub use dedupe::DynamoDedupeStore;
-pub use messages::DynamoMessageStore;
+pub use messages::{CALLBACK_INDEX, DynamoMessageStore};
 pub use sessions::{DynamoSessionStore, SESSION_TTL_SLACK_SECONDS};
 
 use std::collections::HashMap;

@@ -1,0 +1,158 @@
+//! The sender's settings, from the environment (names as in the SAM template and the README).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shared::config::{ConfigError, Env};
+use shared::policy::MessagingTier;
+
+/// Where one business number belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberHome {
+    pub waba_id: String,
+    /// The business portfolio whose messaging limit it shares.
+    pub portfolio_id: String,
+}
+
+/// Policy and pacing settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderConfig {
+    /// `PHONE_NUMBERS`: `phone_number_id:waba_id[:portfolio_id]`, comma-separated. Jobs for any
+    /// other number are rejected (`unknown_phone_number`). Without a portfolio id the WABA id
+    /// stands for it.
+    pub numbers: HashMap<String, NumberHome>,
+    /// `REQUIRE_OPT_IN` (default `true`): a business-initiated message (the service window is
+    /// closed) needs a recorded opt-in.
+    pub require_opt_in: bool,
+    /// `DEFAULT_MPS` (80): a number's cap until the quality poller stores its throughput.
+    pub default_mps: u32,
+    /// `DEFAULT_MESSAGING_TIER` (`TIER_250`): the portfolio's tier until the poller stores it.
+    pub default_tier: MessagingTier,
+    /// `PAIR_RATE_GAP_MS` (6000): the least time between two messages to one user.
+    pub pair_gap_ms: i64,
+    /// `RECONCILE_AFTER_SECONDS` (300): how long a send whose outcome we never saw waits for a
+    /// status webhook before it is sent again.
+    pub reconcile_after_ms: i64,
+    /// `SEND_MAX_ATTEMPTS` (5): failed attempts (retryable Graph errors) before a job is failed and
+    /// dead-lettered with `retries_exhausted`.
+    pub max_attempts: u32,
+    /// `IDEMPOTENCY_TTL_SECONDS` (7 days): how long a key is remembered; longer than the send
+    /// queue's retention so that no redelivery outlives its record.
+    pub idempotency_ttl_s: i64,
+    /// `THROUGHPUT_MAX_WAIT_MS` (2000): the longest a job waits in process for a throughput slot;
+    /// beyond it the job goes back to the queue.
+    pub throughput_max_wait_ms: i64,
+    /// `RECORD_CONCURRENCY` (10): records of one batch in flight at once.
+    pub concurrency: usize,
+    /// `NUMBER_LIMITS_CACHE_SECONDS` (30): how long a number's stored limits are reused.
+    pub limits_cache: Duration,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            numbers: HashMap::new(),
+            require_opt_in: true,
+            default_mps: 80,
+            default_tier: MessagingTier::Tier250,
+            pair_gap_ms: shared::policy::PAIR_RATE_GAP_MS,
+            reconcile_after_ms: 300_000,
+            max_attempts: 5,
+            idempotency_ttl_s: 7 * 24 * 3600,
+            throughput_max_wait_ms: 2_000,
+            concurrency: 10,
+            limits_cache: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Parses `PHONE_NUMBERS`.
+pub fn parse_numbers(value: &str) -> Result<HashMap<String, NumberHome>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "PHONE_NUMBERS",
+        reason,
+    };
+    let mut out = HashMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        match parts.as_slice() {
+            [pn, waba] | [pn, waba, _] if digits(pn) && digits(waba) => {
+                let portfolio = parts.get(2).copied().unwrap_or(waba);
+                if !digits(portfolio) {
+                    return Err(invalid(format!("portfolio id in {entry:?} is not numeric")));
+                }
+                out.insert(
+                    (*pn).to_owned(),
+                    NumberHome {
+                        waba_id: (*waba).to_owned(),
+                        portfolio_id: portfolio.to_owned(),
+                    },
+                );
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{entry:?} is not phone_number_id:waba_id[:portfolio_id]"
+                )));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Missing("PHONE_NUMBERS"));
+    }
+    Ok(out)
+}
+
+impl SenderConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let d = SenderConfig::default();
+        let tier: String = env.parsed_or("DEFAULT_MESSAGING_TIER", "TIER_250".to_owned())?;
+        Ok(SenderConfig {
+            numbers: parse_numbers(&env.required("PHONE_NUMBERS")?)?,
+            require_opt_in: env.parsed_or("REQUIRE_OPT_IN", d.require_opt_in)?,
+            default_mps: env.parsed_or("DEFAULT_MPS", d.default_mps)?,
+            default_tier: tier.parse().unwrap_or(MessagingTier::Tier250),
+            pair_gap_ms: env.parsed_or("PAIR_RATE_GAP_MS", d.pair_gap_ms)?,
+            reconcile_after_ms: env.parsed_or("RECONCILE_AFTER_SECONDS", 300i64)? * 1000,
+            max_attempts: env.parsed_or("SEND_MAX_ATTEMPTS", d.max_attempts)?.max(1),
+            idempotency_ttl_s: env.parsed_or("IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_s)?,
+            throughput_max_wait_ms: env
+                .parsed_or("THROUGHPUT_MAX_WAIT_MS", d.throughput_max_wait_ms)?,
+            concurrency: env.parsed_or("RECORD_CONCURRENCY", d.concurrency)?.max(1),
+            limits_cache: Duration::from_secs(env.parsed_or("NUMBER_LIMITS_CACHE_SECONDS", 30u64)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_with_and_without_portfolio() {
+        let n = parse_numbers("106540352242922:102290129340398, 1065:1022:77").unwrap();
+        assert_eq!(n["106540352242922"].portfolio_id, "102290129340398");
+        assert_eq!(n["1065"].portfolio_id, "77");
+        assert!(parse_numbers("abc:1").is_err());
+        assert!(parse_numbers("1").is_err());
+        assert_eq!(
+            parse_numbers(" , "),
+            Err(ConfigError::Missing("PHONE_NUMBERS"))
+        );
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = SenderConfig::from_env(&[("PHONE_NUMBERS", "1:2")]).unwrap();
+        assert!(c.require_opt_in);
+        assert_eq!(
+            (c.default_mps, c.pair_gap_ms, c.max_attempts),
+            (80, 6000, 5)
+        );
+        assert_eq!(c.reconcile_after_ms, 300_000);
+        let c = SenderConfig::from_env(&[("PHONE_NUMBERS", "1:2"), ("REQUIRE_OPT_IN", "false")])
+            .unwrap();
+        assert!(!c.require_opt_in);
+        assert!(SenderConfig::from_env(&[("PHONE_NUMBERS", "1:2"), ("DEFAULT_MPS", "x")]).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Batch semantics of the sender on in-memory ports (the same code runs on AWS in the
+//! integration tests): exactly the failed records are reported, a lost outcome is republished
+//! without a second send, and no body makes the handler fail the whole batch.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use proptest::prelude::*;
+use sender::{Outcome, Sender, SenderConfig, SenderPorts, Verdict};
+use serde_json::json;
+use shared::fakes::{
+    MemoryContacts, MemoryDedupe, MemoryMessages, MemoryQueue, MemoryRedelivery, MemorySendControl,
+    MemorySessions, MemoryTemplates, StaticSecrets,
+};
+use shared::graph::{
+    GraphErrorBody, MarkReadRequest, PhoneNumberInfo, ResponseMessage, SendMessageRequest,
+    SendMessageResponse,
+};
+use shared::ports::{GraphApi, GraphCallError, SessionStore, UserKey};
+
+const PHONE: &str = "106540352242922";
+
+/// A Graph API that answers 503 for recipients in `failing` and accepts the rest.
+#[derive(Default)]
+struct ScriptedGraph {
+    failing: Mutex<HashSet<String>>,
+    sent: AtomicUsize,
+}
+
+impl GraphApi for ScriptedGraph {
+    async fn send_message(
+        &self,
+        _: &str,
+        request: &SendMessageRequest<'_>,
+        _: &str,
+    ) -> Result<SendMessageResponse, GraphCallError> {
+        let to = request.to.unwrap_or_default().to_owned();
+        if self.failing.lock().unwrap().contains(&to) {
+            return Err(GraphCallError::Api {
+                status: 503,
+                body: serde_json::from_value::<GraphErrorBody>(
+                    json!({"message": "unavailable", "code": 2}),
+                )
+                .unwrap(),
+            });
+        }
+        let n = self.sent.fetch_add(1, Ordering::SeqCst);
+        Ok(SendMessageResponse {
+            messaging_product: Some("whatsapp".into()),
+            contacts: vec![],
+            messages: vec![ResponseMessage {
+                id: format!("wamid.{n}"),
+                message_status: Some("accepted".into()),
+            }],
+        })
+    }
+
+    async fn mark_read(&self, _: &str, _: &MarkReadRequest, _: &str) -> Result<(), GraphCallError> {
+        Ok(())
+    }
+
+    async fn phone_number(&self, _: &str, _: &str) -> Result<PhoneNumberInfo, GraphCallError> {
+        Ok(PhoneNumberInfo::default())
+    }
+}
+
+#[derive(Default)]
+struct Ports {
+    sessions: MemorySessions,
+    contacts: MemoryContacts,
+    templates: MemoryTemplates,
+    messages: MemoryMessages,
+    dedupe: MemoryDedupe,
+    control: MemorySendControl,
+    graph: ScriptedGraph,
+    outcomes: MemoryQueue,
+    dead: MemoryQueue,
+    redelivery: MemoryRedelivery,
+}
+
+struct WithSecrets(Ports, StaticSecrets);
+
+impl SenderPorts for WithSecrets {
+    type Sessions = MemorySessions;
+    type Contacts = MemoryContacts;
+    type Templates = MemoryTemplates;
+    type Messages = MemoryMessages;
+    type Dedupe = MemoryDedupe;
+    type Control = MemorySendControl;
+    type Graph = ScriptedGraph;
+    type Secrets = StaticSecrets;
+    type Outcomes = MemoryQueue;
+    type DeadLetters = MemoryQueue;
+    type Redelivery = MemoryRedelivery;
+    fn sessions(&self) -> &MemorySessions {
+        &self.0.sessions
+    }
+    fn contacts(&self) -> &MemoryContacts {
+        &self.0.contacts
+    }
+    fn templates(&self) -> &MemoryTemplates {
+        &self.0.templates
+    }
+    fn messages(&self) -> &MemoryMessages {
+        &self.0.messages
+    }
+    fn dedupe(&self) -> &MemoryDedupe {
+        &self.0.dedupe
+    }
+    fn control(&self) -> &MemorySendControl {
+        &self.0.control
+    }
+    fn graph(&self) -> &ScriptedGraph {
+        &self.0.graph
+    }
+    fn secrets(&self) -> &StaticSecrets {
+        &self.1
+    }
+    fn outcomes(&self) -> &MemoryQueue {
+        &self.0.outcomes
+    }
+    fn dead_letters(&self) -> &MemoryQueue {
+        &self.0.dead
+    }
+    fn redelivery(&self) -> &MemoryRedelivery {
+        &self.0.redelivery
+    }
+}
+
+const NOW_MS: i64 = 1_790_812_800_000;
+
+async fn sender() -> Sender<WithSecrets> {
+    let ports = WithSecrets(Ports::default(), StaticSecrets::new("a", "v", "tok"));
+    // Every recipient wrote a minute ago: the window is open.
+    for i in 0..10 {
+        ports
+            .0
+            .sessions
+            .record_inbound(
+                &UserKey {
+                    phone_number_id: PHONE.into(),
+                    user: format!("4477009000{i:02}"),
+                },
+                NOW_MS / 1000 - 60,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    Sender::new(
+        ports,
+        SenderConfig {
+            numbers: sender::config::parse_numbers(&format!("{PHONE}:102290129340398")).unwrap(),
+            ..SenderConfig::default()
+        },
+    )
+}
+
+fn record(i: usize, body: String) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(format!("id-{i}"));
+    m.receipt_handle = Some(format!("rh-{i}"));
+    m.body = Some(body);
+    m
+}
+
+fn job(i: usize) -> String {
+    json!({"version": 1, "idempotency_key": format!("k{i}"), "phone_number_id": PHONE,
+           "to": {"wa_id": format!("4477009000{i:02}")},
+           "message": {"type": "text", "text": {"body": "hello"}}})
+    .to_string()
+}
+
+fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_partial_failure_reports_exactly_the_failed_records() {
+    let s = sender().await;
+    s.ports
+        .0
+        .graph
+        .failing
+        .lock()
+        .unwrap()
+        .extend(["447700900001".to_owned(), "447700900003".to_owned()]);
+    let records: Vec<_> = (0..5).map(|i| record(i, job(i))).collect();
+    let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    assert_eq!(failures(&r), ["id-1", "id-3"]);
+    assert_eq!(s.ports.0.outcomes.bodies().len(), 3);
+    // Each failed record was given its back-off through the queue's visibility.
+    let delays = s.ports.0.redelivery.delays.lock().unwrap().clone();
+    assert_eq!(
+        delays.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+        ["rh-1", "rh-3"]
+    );
+    assert!(
+        delays.iter().all(|(_, d)| (5..=7).contains(d)),
+        "{delays:?}"
+    );
+}
+
+#[tokio::test]
+async fn when_every_record_fails_the_full_list_is_returned() {
+    let s = sender().await;
+    s.ports
+        .0
+        .graph
+        .failing
+        .lock()
+        .unwrap()
+        .extend((0..3).map(|i| format!("4477009000{i:02}")));
+    let records: Vec<_> = (0..3).map(|i| record(i, job(i))).collect();
+    // By design the handler answers with every id rather than an error, so that Lambda retries
+    // them after our back-off instead of scaling the poller down.
+    let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    assert_eq!(failures(&r), ["id-0", "id-1", "id-2"]);
+}
+
+#[tokio::test]
+async fn a_lost_outcome_is_republished_without_a_second_send() {
+    let s = sender().await;
+    s.ports.0.outcomes.fail.store(true, Ordering::SeqCst);
+    let records = vec![record(0, job(0))];
+    let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    assert_eq!(failures(&r), ["id-0"]);
+    s.ports.0.outcomes.fail.store(false, Ordering::SeqCst);
+    let r = s.handle(&records, NOW_MS + 1_000, NOW_MS + 31_000).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(s.ports.0.graph.sent.load(Ordering::SeqCst), 1);
+    let out: Outcome = serde_json::from_str(&s.ports.0.outcomes.bodies()[0]).unwrap();
+    assert_eq!(
+        (out.outcome, out.wamid.as_deref()),
+        (Verdict::Accepted, Some("wamid.0"))
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// No body makes the handler fail the batch or panic; every reported id is non-empty and
+    /// belongs to the batch; every record ends with an outcome or in the failure list.
+    #[test]
+    fn arbitrary_bodies_never_fail_the_batch(bodies in proptest::collection::vec(
+        prop_oneof![
+            ".{0,64}",
+            Just("{}".to_owned()),
+            Just(r#"{"version":1}"#.to_owned()),
+            (0usize..10).prop_map(job),
+        ], 1..10)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let s = sender().await;
+            let records: Vec<_> = bodies.into_iter().enumerate().map(|(i, b)| record(i, b)).collect();
+            let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+            let ids: HashSet<String> = records.iter().filter_map(|m| m.message_id.clone()).collect();
+            for f in &r.batch_item_failures {
+                prop_assert!(!f.item_identifier.is_empty());
+                prop_assert!(ids.contains(&f.item_identifier));
+            }
+            let answered = s.ports.0.outcomes.bodies().len() + r.batch_item_failures.len();
+            prop_assert_eq!(answered, records.len());
+            Ok(())
+        })?;
+    }
+}
