@@ -994,3 +994,76 @@ async fn a_190_refreshes_the_rotated_token_once() {
     assert_eq!(out[0].reason.as_deref(), Some("access_token_invalid"));
     assert_eq!(out[0].error.as_ref().unwrap().code, 190);
 }
+
+/// The sender's logs, the AWS SDK's included, never carry a phone number, message text, the
+/// token or the app secret: through acceptances, retries, a 190 and a store failure.
+#[tokio::test]
+async fn sender_logs_contain_no_phone_number_message_text_or_token() {
+    let rig = rig(|_| {}).await;
+    user(&rig, "447700900701", true).await;
+    user(&rig, "447700900702", true).await;
+    let (captured, _guard) = crate::webhook::capture_logs();
+
+    let secret_text = "my card is 4111 and my number is +447700900009";
+    let sender = sender_with(&rig, graph(&rig), config());
+    rig.sim.sim.inject_fault(Fault {
+        route: FaultRoute::Messages,
+        latency_ms: 0,
+        error: Some((503, 131000)),
+        hang_before_ms: None,
+        hang_after_ms: None,
+        times: Some(1),
+    });
+    let jobs = [
+        job("l-1", "447700900701", text(secret_text)),
+        job("l-2", "447700900702", text(secret_text)),
+        job("l-3", "447700900703", text(secret_text)),
+    ];
+    let r = enqueue_and_receive(&rig, &jobs).await;
+    invoke(&rig, &sender, &r, now() * 1000).await;
+    // A store that fails: every record retried, with a warning.
+    let mut broken = rig.resources.clone();
+    broken.dedupe_table = "no-such-table".into();
+    let broken_sender = Sender::new(
+        AwsSenderPorts::new(
+            &rig.stack.aws,
+            &broken,
+            graph(&rig),
+            CachedSecrets::new(
+                SecretsManagerFetcher::new(
+                    aws_sdk_secretsmanager::Client::new(&rig.stack.aws),
+                    &rig.stack.secret_id,
+                ),
+                Duration::from_secs(300),
+            ),
+        ),
+        config(),
+    );
+    let r = enqueue_and_receive(&rig, &[job("l-4", "447700900701", text(secret_text))]).await;
+    assert_eq!(
+        invoke(&rig, &broken_sender, &r, now() * 1000)
+            .await
+            .batch_item_failures
+            .len(),
+        1
+    );
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("retryable Graph API error"),
+        "the logs say what happened: {logs}"
+    );
+    assert!(logs.contains("transient failure"), "{logs}");
+    for forbidden in [
+        "447700900",
+        "4111",
+        "my card",
+        crate::support::APP_SECRET,
+        "\"tok\"",
+    ] {
+        assert!(
+            !logs.contains(forbidden),
+            "logs contain {forbidden:?}: {logs}"
+        );
+    }
+}

@@ -447,7 +447,7 @@ async fn template_and_phone_state_webhooks_update_their_tables() {
 
 /// A writer that appends to a shared buffer, for capturing logs.
 #[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -459,18 +459,23 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn logs_contain_no_phone_number_message_text_token_or_secret() {
-    let stack = ingest_stack().await;
+/// Captures this thread's logs as Lambda writes them: JSON, INFO and above, every crate (the
+/// AWS SDK's own logs included).
+pub(crate) fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
-    // As in Lambda: JSON, INFO and above, every crate (the AWS SDK's own logs included).
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::INFO)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn logs_contain_no_phone_number_message_text_token_or_secret() {
+    let stack = ingest_stack().await;
+    let (captured, _guard) = capture_logs();
 
     let text = "my card is 4111 and my number is +447700900009";
     let mut broken = stack.resources.clone();

@@ -12,6 +12,8 @@
 //!    records that must come back.
 
 pub mod config;
+#[cfg(feature = "fakes")]
+pub mod memory;
 pub mod outcome;
 
 use std::collections::HashMap;

@@ -3,17 +3,14 @@
 //! without a second send, and no body makes the handler fail the whole batch.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use proptest::prelude::*;
-use sender::{Outcome, Sender, SenderConfig, SenderPorts, Verdict};
+use sender::memory::MemorySenderPorts;
+use sender::{Outcome, Sender, SenderConfig, Verdict};
 use serde_json::json;
-use shared::fakes::{
-    MemoryContacts, MemoryDedupe, MemoryMessages, MemoryQueue, MemoryRedelivery, MemorySendControl,
-    MemorySessions, MemoryTemplates, StaticSecrets,
-};
 use shared::graph::{
     GraphErrorBody, MarkReadRequest, PhoneNumberInfo, ResponseMessage, SendMessageRequest,
     SendMessageResponse,
@@ -66,77 +63,14 @@ impl GraphApi for ScriptedGraph {
     }
 }
 
-#[derive(Default)]
-struct Ports {
-    sessions: MemorySessions,
-    contacts: MemoryContacts,
-    templates: MemoryTemplates,
-    messages: MemoryMessages,
-    dedupe: MemoryDedupe,
-    control: MemorySendControl,
-    graph: ScriptedGraph,
-    outcomes: MemoryQueue,
-    dead: MemoryQueue,
-    redelivery: MemoryRedelivery,
-}
-
-struct WithSecrets(Ports, StaticSecrets);
-
-impl SenderPorts for WithSecrets {
-    type Sessions = MemorySessions;
-    type Contacts = MemoryContacts;
-    type Templates = MemoryTemplates;
-    type Messages = MemoryMessages;
-    type Dedupe = MemoryDedupe;
-    type Control = MemorySendControl;
-    type Graph = ScriptedGraph;
-    type Secrets = StaticSecrets;
-    type Outcomes = MemoryQueue;
-    type DeadLetters = MemoryQueue;
-    type Redelivery = MemoryRedelivery;
-    fn sessions(&self) -> &MemorySessions {
-        &self.0.sessions
-    }
-    fn contacts(&self) -> &MemoryContacts {
-        &self.0.contacts
-    }
-    fn templates(&self) -> &MemoryTemplates {
-        &self.0.templates
-    }
-    fn messages(&self) -> &MemoryMessages {
-        &self.0.messages
-    }
-    fn dedupe(&self) -> &MemoryDedupe {
-        &self.0.dedupe
-    }
-    fn control(&self) -> &MemorySendControl {
-        &self.0.control
-    }
-    fn graph(&self) -> &ScriptedGraph {
-        &self.0.graph
-    }
-    fn secrets(&self) -> &StaticSecrets {
-        &self.1
-    }
-    fn outcomes(&self) -> &MemoryQueue {
-        &self.0.outcomes
-    }
-    fn dead_letters(&self) -> &MemoryQueue {
-        &self.0.dead
-    }
-    fn redelivery(&self) -> &MemoryRedelivery {
-        &self.0.redelivery
-    }
-}
-
 const NOW_MS: i64 = 1_790_812_800_000;
 
-async fn sender() -> Sender<WithSecrets> {
-    let ports = WithSecrets(Ports::default(), StaticSecrets::new("a", "v", "tok"));
+async fn sender() -> Sender<MemorySenderPorts<ScriptedGraph>> {
+    let ports = MemorySenderPorts::new(Arc::default(), ScriptedGraph::default());
     // Every recipient wrote a minute ago: the window is open.
     for i in 0..10 {
         ports
-            .0
+            .stores
             .sessions
             .record_inbound(
                 &UserKey {
@@ -184,7 +118,6 @@ fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> 
 async fn a_partial_failure_reports_exactly_the_failed_records() {
     let s = sender().await;
     s.ports
-        .0
         .graph
         .failing
         .lock()
@@ -193,9 +126,9 @@ async fn a_partial_failure_reports_exactly_the_failed_records() {
     let records: Vec<_> = (0..5).map(|i| record(i, job(i))).collect();
     let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
     assert_eq!(failures(&r), ["id-1", "id-3"]);
-    assert_eq!(s.ports.0.outcomes.bodies().len(), 3);
+    assert_eq!(s.ports.outcomes.bodies().len(), 3);
     // Each failed record was given its back-off through the queue's visibility.
-    let delays = s.ports.0.redelivery.delays.lock().unwrap().clone();
+    let delays = s.ports.redelivery.delays.lock().unwrap().clone();
     assert_eq!(
         delays.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
         ["rh-1", "rh-3"]
@@ -210,7 +143,6 @@ async fn a_partial_failure_reports_exactly_the_failed_records() {
 async fn when_every_record_fails_the_full_list_is_returned() {
     let s = sender().await;
     s.ports
-        .0
         .graph
         .failing
         .lock()
@@ -226,15 +158,15 @@ async fn when_every_record_fails_the_full_list_is_returned() {
 #[tokio::test]
 async fn a_lost_outcome_is_republished_without_a_second_send() {
     let s = sender().await;
-    s.ports.0.outcomes.fail.store(true, Ordering::SeqCst);
+    s.ports.outcomes.fail.store(true, Ordering::SeqCst);
     let records = vec![record(0, job(0))];
     let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
     assert_eq!(failures(&r), ["id-0"]);
-    s.ports.0.outcomes.fail.store(false, Ordering::SeqCst);
+    s.ports.outcomes.fail.store(false, Ordering::SeqCst);
     let r = s.handle(&records, NOW_MS + 1_000, NOW_MS + 31_000).await;
     assert!(r.batch_item_failures.is_empty());
-    assert_eq!(s.ports.0.graph.sent.load(Ordering::SeqCst), 1);
-    let out: Outcome = serde_json::from_str(&s.ports.0.outcomes.bodies()[0]).unwrap();
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+    let out: Outcome = serde_json::from_str(&s.ports.outcomes.bodies()[0]).unwrap();
     assert_eq!(
         (out.outcome, out.wamid.as_deref()),
         (Verdict::Accepted, Some("wamid.0"))
@@ -264,9 +196,35 @@ proptest! {
                 prop_assert!(!f.item_identifier.is_empty());
                 prop_assert!(ids.contains(&f.item_identifier));
             }
-            let answered = s.ports.0.outcomes.bodies().len() + r.batch_item_failures.len();
+            let answered = s.ports.outcomes.bodies().len() + r.batch_item_failures.len();
             prop_assert_eq!(answered, records.len());
             Ok(())
         })?;
     }
+}
+
+/// The sample SQS event in `events/` is what Lambda delivers, and every record gets a verdict.
+#[tokio::test]
+async fn the_sample_sqs_event_is_handled() {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/sender-sqs-batch.json"
+    ))
+    .unwrap();
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&raw).unwrap();
+    let s = sender().await;
+    let r = s.handle(&event.records, NOW_MS, NOW_MS + 30_000).await;
+    assert!(r.batch_item_failures.is_empty());
+    let reasons: Vec<Option<String>> = s
+        .ports
+        .outcomes
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str::<Outcome>(b).unwrap().reason)
+        .collect();
+    // That user never wrote nor opted in: consent, the first policy gate, refuses both.
+    assert_eq!(
+        reasons,
+        [Some("no_opt_in".into()), Some("no_opt_in".into())]
+    );
 }
