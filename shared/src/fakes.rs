@@ -70,6 +70,8 @@ struct Record {
 pub struct MemoryDedupe {
     claims: Mutex<HashMap<String, i64>>,
     records: Mutex<HashMap<String, Record>>,
+    /// Makes `complete` fail (a store outage at the worst moment).
+    pub fail_complete: std::sync::atomic::AtomicBool,
 }
 
 impl DedupeStore for MemoryDedupe {
@@ -156,6 +158,9 @@ impl DedupeStore for MemoryDedupe {
         result: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        if self.fail_complete.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("idempotency.complete", "injected failure"));
+        }
         if let Some(r) = lock(&self.records).get_mut(key) {
             r.done = true;
             r.result = result.map(str::to_owned);

@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use shared::graph::{ErrorAction, ErrorClass, SendMessageRequest};
+use shared::graph::{ErrorAction, ErrorClass, SendMessageRequest, SendMessageResponse};
 use shared::job::{JobRejection, Recipient, SendJob};
 use shared::policy::{
     THROUGHPUT_SLOT_MS, TemplateShape, WindowState, check_parameters, granted, slot_capacity,
@@ -33,8 +33,8 @@ use shared::policy::{
 };
 use shared::ports::{
     Begin, ConsentEvent, ContactStore, DeadLetters, DedupeStore, GraphApi, GraphCallError,
-    MessageQueue, MessageStore, NumberLimits, Reach, Redelivery, SecretSource, SendControl,
-    SessionStore, StoreError, TemplateStore, UserKey,
+    MessageQueue, MessageStore, NumberLimits, PreviousHold, Reach, Redelivery, SecretSource,
+    SendControl, SessionStore, StoreError, TemplateStore, UserKey,
 };
 
 pub use config::{NumberHome, SenderConfig};
@@ -308,6 +308,45 @@ impl<P: SenderPorts> Sender<P> {
             .and_then(|p| p.checkpoint.as_deref())
             .and_then(|c| serde_json::from_str(c).ok())
             .unwrap_or_default();
+        // From here the record is ours: a failure must leave it in a state the next holder can
+        // trust (nothing sent, or an attempt still to reconcile).
+        let on_error = match &previous {
+            Some(prev) if !checkpoint.unsent => Checkpoint {
+                unsent: false,
+                attempted_at_ms: Some(checkpoint.attempted_at_ms.unwrap_or(prev.held_until_ms)),
+                ..checkpoint.clone()
+            },
+            _ => Checkpoint {
+                unsent: true,
+                ..checkpoint.clone()
+            },
+        };
+        match self
+            .gate_taken(job, key.clone(), home, previous, checkpoint, clock)
+            .await
+        {
+            Ok(step) => Ok(step),
+            Err(e) => {
+                tracing::warn!(error = %e, "transient failure; the record will be retried");
+                let _ = self.hold(&key, clock.now_ms() + 1_000, &on_error).await;
+                Ok(Step::Later { delay_s: None })
+            }
+        }
+    }
+
+    /// Reconciliation and gates 2–5 for a job whose record we hold.
+    async fn gate_taken(
+        &self,
+        job: SendJob,
+        key: String,
+        home: NumberHome,
+        previous: Option<PreviousHold>,
+        checkpoint: Checkpoint,
+        clock: Clock,
+    ) -> Result<Step, Transient> {
+        let now_ms = clock.now_ms();
+        let now = now_ms.div_euclid(1000);
+        let dedupe = self.ports.dedupe();
         let callback = callback_data(&key);
 
         // A previous holder may have reached Meta: reconcile before anything else.
@@ -728,9 +767,28 @@ impl<P: SenderPorts> Sender<P> {
                 );
             }
         }
+        Ok(self.settle(r, result, clock).await)
+    }
+
+    /// What follows a Graph call. Never an error: once the request may have reached Meta, a
+    /// failure here must not be mistaken for "nothing was sent".
+    async fn settle(
+        &self,
+        r: Ready,
+        result: Result<SendMessageResponse, GraphCallError>,
+        clock: Clock,
+    ) -> Step {
         let now_ms = clock.now_ms();
         let now = now_ms.div_euclid(1000);
         let ttl = now + self.config.idempotency_ttl_s;
+        let ambiguous = matches!(
+            &result,
+            Err(GraphCallError::Timeout { after_send: true })
+                | Err(GraphCallError::Decode {
+                    status: 200..=299,
+                    ..
+                })
+        );
         match result {
             Ok(response) => {
                 let mut o = Outcome::new(Verdict::Accepted, now_ms);
@@ -740,10 +798,17 @@ impl<P: SenderPorts> Sender<P> {
                     .first()
                     .and_then(|m| m.message_status.clone());
                 let o = stamp(o, &r.job, r.failures);
-                self.ports
+                if let Err(e) = self
+                    .ports
                     .dedupe()
                     .complete(&r.key, Some(&o.to_json()), ttl)
-                    .await?;
+                    .await
+                {
+                    // Meta has it; the record stays in progress without a checkpoint, so the
+                    // redelivery reconciles through the status webhooks instead of resending.
+                    tracing::warn!(error = %e, "commit failed after Meta accepted the message; the redelivery reconciles");
+                    return Step::Later { delay_s: None };
+                }
                 // Our reply within a day of a click-to-WhatsApp referral opens the free entry
                 // point window.
                 if r.window.last_referral_at.is_some()
@@ -756,9 +821,9 @@ impl<P: SenderPorts> Sender<P> {
                 {
                     tracing::warn!(error = %e, "could not record the business reply");
                 }
-                Ok(done(o, None))
+                done(o, None)
             }
-            Err(GraphCallError::Timeout { after_send: true }) => {
+            Err(_) if ambiguous => {
                 // Meta may have the message: never resend blindly. Status webhooks carrying our
                 // callback data will tell; until the reconciliation window passes, wait.
                 let cp = Checkpoint {
@@ -767,19 +832,41 @@ impl<P: SenderPorts> Sender<P> {
                     failures: r.failures,
                     last_error: Some(OutcomeError {
                         code: 0,
-                        message: "timed out after the request was sent".into(),
+                        message: "no readable answer after the request was sent".into(),
                         details: None,
                         class: "retry".into(),
                     }),
                 };
-                self.hold(&r.key, now_ms + self.config.reconcile_after_ms, &cp)
-                    .await?;
                 tracing::warn!(phone_number_id = %r.job.phone_number_id, "send outcome unknown; reconciling through status webhooks");
-                Ok(Step::Later {
-                    delay_s: Some(delay_seconds(self.config.reconcile_after_ms)),
-                })
+                match self
+                    .hold(&r.key, now_ms + self.config.reconcile_after_ms, &cp)
+                    .await
+                {
+                    Ok(()) => Step::Later {
+                        delay_s: Some(delay_seconds(self.config.reconcile_after_ms)),
+                    },
+                    // Without a checkpoint the next holder reconciles anyway.
+                    Err(_) => Step::Later { delay_s: None },
+                }
             }
-            Err(e) => self.failed(r, &e, clock).await,
+            Err(e) => {
+                let key = r.key.clone();
+                let failures = r.failures;
+                match self.failed(r, &e, clock).await {
+                    Ok(step) => step,
+                    Err(t) => {
+                        // Meta refused the message: nothing was sent.
+                        tracing::warn!(error = %t, "could not record a Graph API error; the record will be retried");
+                        let cp = Checkpoint {
+                            unsent: true,
+                            failures,
+                            ..Checkpoint::default()
+                        };
+                        let _ = self.hold(&key, clock.now_ms() + 1_000, &cp).await;
+                        Step::Later { delay_s: None }
+                    }
+                }
+            }
         }
     }
 
@@ -833,7 +920,9 @@ impl<P: SenderPorts> Sender<P> {
             (_, ErrorAction::BackOffRecipient) => (4i64.pow(failures.min(6)) * 1_000).max(base_ms),
             _ => base_ms.saturating_mul(1 << (failures - 1).min(8)),
         }
-        .min(43_200_000);
+        // The lease may outlast SQS's 12 h visibility limit: a redelivery before it ends finds
+        // the job still held and waits again.
+        .min(48 * 3_600_000);
         let backoff_ms = backoff_ms + shared::jitter_ms((backoff_ms as u64 / 5).max(1)) as i64;
         let too_late = r
             .job

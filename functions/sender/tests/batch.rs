@@ -228,3 +228,54 @@ async fn the_sample_sqs_event_is_handled() {
         [Some("no_opt_in".into()), Some("no_opt_in".into())]
     );
 }
+
+/// Meta accepted the message but the commit failed: the record is left without a checkpoint, so
+/// the redelivery does not resend; it waits for the status webhook and reconciles from it.
+#[tokio::test]
+async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
+    use shared::ports::{MessageStore, StatusUpdate};
+    use shared::webhook::StatusKind;
+    let s = sender().await;
+    let records = vec![record(0, job(0))];
+    s.ports
+        .stores
+        .dedupe
+        .fail_complete
+        .store(true, Ordering::SeqCst);
+    let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    assert_eq!(failures(&r), ["id-0"]);
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+    s.ports
+        .stores
+        .dedupe
+        .fail_complete
+        .store(false, Ordering::SeqCst);
+    // After the dead lease, no status yet: wait, do not resend.
+    let r = s.handle(&records, NOW_MS + 31_000, NOW_MS + 61_000).await;
+    assert_eq!(failures(&r), ["id-0"]);
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+    // The status webhook arrives with our callback data.
+    let callback = sender::callback_data(&format!("send#{PHONE}#k0"));
+    s.ports
+        .stores
+        .messages
+        .merge_status(StatusUpdate {
+            wamid: "wamid.0",
+            phone_number_id: PHONE,
+            status: &StatusKind::Sent,
+            at: NOW_MS / 1000,
+            recipient: None,
+            callback_data: Some(&callback),
+            pricing: None,
+            conversation: None,
+            error: None,
+        })
+        .await
+        .unwrap();
+    let r = s.handle(&records, NOW_MS + 400_000, NOW_MS + 430_000).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+    let out: Outcome = serde_json::from_str(&s.ports.outcomes.bodies()[0]).unwrap();
+    assert_eq!((out.outcome, out.reconciled), (Verdict::Accepted, true));
+    assert_eq!(out.wamid.as_deref(), Some("wamid.0"));
+}
