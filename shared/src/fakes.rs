@@ -363,7 +363,23 @@ impl TemplateStore for MemoryTemplates {
         if let Some(id) = &d.template_id {
             t.template_id = Some(id.clone());
         }
+        t.reason = d.rejected_reason.clone();
         Ok(true)
+    }
+
+    async fn record_edit(
+        &self,
+        waba: &str,
+        name: &str,
+        language: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        lock(&self.items)
+            .entry(format!("{waba}#{name}#{language}"))
+            .or_default()
+            .edits
+            .push(at);
+        Ok(())
     }
 }
 

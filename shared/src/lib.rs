@@ -18,6 +18,7 @@ pub mod policy;
 pub mod ports;
 mod serde_util;
 pub mod signature;
+pub mod templates;
 pub mod webhook;
 
 #[cfg(any(test, feature = "fakes"))]

@@ -292,6 +292,8 @@ pub struct TemplateRecord {
     /// Meta's `components` array (JSON), from the definition: what the sender checks
     /// parameters against.
     pub components: Option<String>,
+    /// When we edited it (epoch s), for Meta's edit limits.
+    pub edits: Vec<i64>,
 }
 
 /// A template's definition as submitted or synced from `GET /{waba}/message_templates`.
@@ -304,6 +306,8 @@ pub struct TemplateDefinition {
     pub category: String,
     pub parameter_format: Option<String>,
     pub components: serde_json::Value,
+    /// Why Meta rejected it (`NONE` or absent otherwise).
+    pub rejected_reason: Option<String>,
 }
 
 /// Templates as Meta reports them.
@@ -339,6 +343,15 @@ pub trait TemplateStore: Send + Sync {
         definition: &TemplateDefinition,
         at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Appends an edit made at `at` to the template's edit history.
+    fn record_edit(
+        &self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Phone-number and account state as Meta's webhooks report it.
@@ -551,4 +564,39 @@ pub trait GraphApi: Send + Sync {
         phone_number_id: &str,
         access_token: &str,
     ) -> impl Future<Output = Result<PhoneNumberInfo, GraphCallError>> + Send;
+}
+
+/// The template endpoints of the Graph API (WhatsApp Business Management API).
+pub trait TemplateApi: Send + Sync {
+    /// `POST /{waba}/message_templates`.
+    fn create_template(
+        &self,
+        waba_id: &str,
+        template: &crate::templates::TemplateSubmission,
+        access_token: &str,
+    ) -> impl Future<Output = Result<crate::templates::CreatedTemplate, GraphCallError>> + Send;
+
+    /// `POST /{template-id}` with the new `components` (and `category`, unless approved).
+    fn edit_template(
+        &self,
+        template_id: &str,
+        edit: &serde_json::Value,
+        access_token: &str,
+    ) -> impl Future<Output = Result<(), GraphCallError>> + Send;
+
+    /// `DELETE /{waba}/message_templates?name=` (every language of that name).
+    fn delete_template(
+        &self,
+        waba_id: &str,
+        name: &str,
+        access_token: &str,
+    ) -> impl Future<Output = Result<(), GraphCallError>> + Send;
+
+    /// One page of `GET /{waba}/message_templates`, after cursor `after`.
+    fn list_templates(
+        &self,
+        waba_id: &str,
+        after: Option<&str>,
+        access_token: &str,
+    ) -> impl Future<Output = Result<crate::templates::TemplatePage, GraphCallError>> + Send;
 }

@@ -12,4 +12,5 @@ mod queue;
 mod secrets;
 mod sender;
 mod sessions;
+mod templates;
 mod webhook;

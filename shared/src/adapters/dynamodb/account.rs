@@ -134,6 +134,15 @@ impl TemplateStore for DynamoTemplateStore {
             status_at: num(&i, "status_at"),
             parameter_format: text(&i, "parameter_format"),
             components: text(&i, "components"),
+            edits: i
+                .get("edits")
+                .and_then(|e| e.as_l().ok())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_n().ok()?.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }))
     }
 
@@ -149,6 +158,7 @@ impl TemplateStore for DynamoTemplateStore {
             "tpl_category = :c",
             "components = :comp",
             "parameter_format = :pf",
+            "rejected_reason = :r",
         ];
         let mut vals = vec![
             (":s", s(d.status.as_str())),
@@ -159,6 +169,7 @@ impl TemplateStore for DynamoTemplateStore {
                 ":pf",
                 s(d.parameter_format.as_deref().unwrap_or("POSITIONAL")),
             ),
+            (":r", s(d.rejected_reason.as_deref().unwrap_or("NONE"))),
         ];
         if let Some(id) = &d.template_id {
             sets.push("template_id = :id");
@@ -175,6 +186,26 @@ impl TemplateStore for DynamoTemplateStore {
         )
         .await?;
         Ok(out.applied)
+    }
+
+    async fn record_edit(
+        &self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(template_pk(waba_id, name, language)))
+            .update_expression("SET edits = list_append(if_not_exists(edits, :none), :e)")
+            .expression_attribute_values(":none", AttributeValue::L(vec![]))
+            .expression_attribute_values(":e", AttributeValue::L(vec![n(at)]))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("templates.record_edit", e))?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,345 @@
+//! The template submitter on ministack against the Cloud API simulator: local validation with
+//! every violation, submission, review through the status webhooks (the real webhook handler
+//! writes the templates table), a rejection with its reason, edit limits, deletion, and the
+//! sync that catches a missed webhook. The sender then uses (or refuses) what the table says.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::adapters::{
+    CachedSecrets, DynamoTemplateStore, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher,
+};
+use shared::ports::TemplateStore;
+use simulator::{Fault, FaultRoute, SimConfig, Simulator, Tier};
+use template_submitter::{Response, Submitter};
+
+use crate::support::{IngestStack, ingest_stack, now};
+use crate::webhook::{PHONE, WABA, eventually, front, webhook};
+
+type AwsSubmitter =
+    Submitter<GraphHttpClient, DynamoTemplateStore, CachedSecrets<SecretsManagerFetcher>>;
+
+struct Rig {
+    stack: IngestStack,
+    sim: simulator::RunningSimulator,
+    submitter: AwsSubmitter,
+}
+
+async fn rig(webhooks: bool) -> Rig {
+    let stack = ingest_stack().await;
+    let url = front(Arc::new(webhook(&stack))).await;
+    let sim = Simulator::start(
+        SimConfig {
+            app_secret: crate::support::APP_SECRET.into(),
+            callback_url: webhooks.then_some(url),
+            template_review_delay_ms: 50,
+            reject_templates_containing: vec!["scam".into()],
+            ..SimConfig::default()
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    sim.sim.create_waba(WABA, Tier::T2K);
+    sim.sim.create_phone_number(PHONE, WABA, "15550783881");
+    sim.sim.add_token("tok", None);
+    let submitter = Submitter {
+        api: GraphHttpClient::new(&GraphHttpConfig {
+            base_url: sim.base_url(),
+            timeout: Duration::from_secs(5),
+            ..GraphHttpConfig::default()
+        })
+        .unwrap(),
+        store: DynamoTemplateStore::new(
+            aws_sdk_dynamodb::Client::new(&stack.aws),
+            &stack.resources.templates_table,
+        ),
+        secrets: CachedSecrets::new(
+            SecretsManagerFetcher::new(
+                aws_sdk_secretsmanager::Client::new(&stack.aws),
+                &stack.secret_id,
+            ),
+            Duration::from_secs(300),
+        ),
+        wabas: HashSet::from([WABA.to_owned()]),
+    };
+    Rig {
+        stack,
+        sim,
+        submitter,
+    }
+}
+
+async fn call(rig: &Rig, method: &str, path: &str, body: Value) -> Response {
+    let raw = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    rig.submitter.handle(method, path, &raw, now()).await
+}
+
+fn order_update(name: &str) -> Value {
+    json!({
+        "name": name, "language": "en_US", "category": "UTILITY",
+        "components": [
+            {"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped.",
+             "example": {"body_text": [["Ann", "8812"]]}},
+            {"type": "FOOTER", "text": "Reply STOP to opt out"}
+        ]
+    })
+}
+
+async fn status_of(rig: &Rig, name: &str) -> Option<String> {
+    rig.submitter
+        .store
+        .template(WABA, name, "en_US")
+        .await
+        .unwrap()
+        .and_then(|r| r.status)
+}
+
+async fn wait_status(rig: &Rig, name: &str, want: &'static str) {
+    eventually(want, || async move {
+        status_of(rig, name).await.as_deref() == Some(want)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_template_with_many_violations_is_refused_with_all_of_them_and_no_graph_call() {
+    let rig = rig(true).await;
+    let bad = json!({
+        "name": "Spring Sale!", "language": "english", "category": "PROMO",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "{{1}} {{2}}"},
+            {"type": "BODY", "text": "{{1}}{{2}} buy now {{3}}"},
+            {"type": "FOOTER", "text": "x".repeat(61)},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Go", "url": "http://x.example/{{1}}/a"}]}
+        ]
+    });
+    let r = call(&rig, "POST", &format!("/templates/{WABA}"), bad).await;
+    assert_eq!(r.status, 422, "{r:?}");
+    let v = r.body["violations"].as_array().unwrap();
+    let codes: HashSet<&str> = v.iter().map(|x| x["code"].as_str().unwrap()).collect();
+    for want in [
+        "name_format",
+        "language_format",
+        "category",
+        "too_many_variables",
+        "example_missing",
+        "variable_at_edge",
+        "adjacent_variables",
+        "too_long",
+        "url_format",
+    ] {
+        assert!(codes.contains(want), "{want} missing from {v:#?}");
+    }
+    assert!(v.iter().all(|x| x["path"].is_string()));
+    assert!(
+        rig.sim
+            .sim
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("message_templates")),
+        "nothing reached Meta"
+    );
+    // An unknown account is refused before anything else.
+    let r = call(&rig, "POST", "/templates/999", order_update("x")).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn an_approved_template_becomes_usable_and_a_rejected_one_keeps_its_reason() {
+    let rig = rig(true).await;
+    let r = call(
+        &rig,
+        "POST",
+        &format!("/templates/{WABA}"),
+        order_update("order_update"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["status"], "PENDING");
+    // Meta's review arrives as a status webhook through the real webhook handler.
+    wait_status(&rig, "order_update", "APPROVED").await;
+    let got = call(
+        &rig,
+        "GET",
+        &format!("/templates/{WABA}/order_update/en_US"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["category"], "UTILITY");
+    assert_eq!(got.body["components"][0]["type"], "BODY");
+    // The sender checks a job against the stored definition.
+    let record = rig
+        .submitter
+        .store
+        .template(WABA, "order_update", "en_US")
+        .await
+        .unwrap()
+        .unwrap();
+    let shape = shared::policy::TemplateShape::from_definition(
+        record.parameter_format.as_deref(),
+        record.category.as_deref(),
+        &serde_json::from_str(record.components.as_deref().unwrap()).unwrap(),
+    );
+    assert_eq!(shape.body_vars, ["1", "2"]);
+
+    // Rejected by review: the reason is kept.
+    let r = call(
+        &rig,
+        "POST",
+        &format!("/templates/{WABA}"),
+        order_update("scam_offer"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    wait_status(&rig, "scam_offer", "REJECTED").await;
+    let got = call(
+        &rig,
+        "GET",
+        &format!("/templates/{WABA}/scam_offer/en_US"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(got.body["rejected_reason"], "INVALID_FORMAT");
+    // A rejected template can be fixed by an edit; a pending one cannot be edited.
+    let fix = json!({"components": order_update("x")["components"]});
+    let r = call(
+        &rig,
+        "PUT",
+        &format!("/templates/{WABA}/scam_offer/en_US"),
+        fix.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call(
+        &rig,
+        "PUT",
+        &format!("/templates/{WABA}/scam_offer/en_US"),
+        fix,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (409, Some("not_editable"))
+    );
+}
+
+#[tokio::test]
+async fn edit_limits_of_approved_templates_are_enforced_locally() {
+    let rig = rig(true).await;
+    call(
+        &rig,
+        "POST",
+        &format!("/templates/{WABA}"),
+        order_update("receipt"),
+    )
+    .await;
+    wait_status(&rig, "receipt", "APPROVED").await;
+    let path = format!("/templates/{WABA}/receipt/en_US");
+    let change = json!({"components": [{"type": "BODY", "text": "Hello {{1}}, order {{2}} is on its way.",
+                                          "example": {"body_text": [["Ann", "8812"]]}}]});
+    // The category of an approved template is locked.
+    let mut recategorised = change.clone();
+    recategorised["category"] = json!("MARKETING");
+    let r = call(&rig, "PUT", &path, recategorised).await;
+    assert_eq!(r.body["error"]["code"], "category_locked");
+    let r = call(&rig, "PUT", &path, change.clone()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    wait_status(&rig, "receipt", "APPROVED").await;
+    let edits_before = rig.sim.sim.requests().len();
+    let r = call(&rig, "PUT", &path, change).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.body["error"]["code"], "edit_limit_day");
+    assert_eq!(
+        rig.sim.sim.requests().len(),
+        edits_before,
+        "refused locally"
+    );
+    // Invalid edits are refused with their violations.
+    let r = call(
+        &rig,
+        "PUT",
+        &path,
+        json!({"components": [{"type": "BODY", "text": "{{1}}"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+
+    // Delete: Meta drops it; our record says so at once, and the sender would refuse it.
+    let r = call(&rig, "DELETE", &path, Value::Null).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(status_of(&rig, "receipt").await.as_deref(), Some("DELETED"));
+    assert!(rig.sim.sim.template_id(WABA, "receipt", "en_US").is_none());
+}
+
+#[tokio::test]
+async fn the_sync_catches_a_missed_webhook_pages_through_and_reports_rate_limits() {
+    // No webhooks at all: only the sync can tell us what Meta decided.
+    let rig = rig(false).await;
+    let r = call(
+        &rig,
+        "POST",
+        &format!("/templates/{WABA}"),
+        order_update("missed"),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    // 120 more templates Meta knows and we never heard of: two pages of 100.
+    for i in 0..120 {
+        rig.sim
+            .sim
+            .seed_template(
+                WABA,
+                json!({"name": format!("bulk_{i:03}"), "language": "en_US", "category": "UTILITY",
+                       "components": [{"type": "BODY", "text": "Notice {{1}} for you.",
+                                        "example": {"body_text": [["x"]]}}]}),
+            )
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the review of "missed" happens
+    assert_eq!(status_of(&rig, "missed").await.as_deref(), Some("PENDING"));
+
+    // Rate limited: the caller hears 429 and nothing is half-written.
+    rig.sim.sim.inject_fault(Fault {
+        route: FaultRoute::Templates,
+        latency_ms: 0,
+        error: Some((429, 80007)),
+        hang_before_ms: None,
+        hang_after_ms: None,
+        times: Some(1),
+    });
+    let r = call(
+        &rig,
+        "POST",
+        &format!("/templates/{WABA}/sync"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.body["error"]["graph_code"], 80007);
+
+    let r = call(
+        &rig,
+        "POST",
+        &format!("/templates/{WABA}/sync"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["seen"], 121);
+    assert_eq!(r.body["pages"], 2);
+    assert_eq!(status_of(&rig, "missed").await.as_deref(), Some("APPROVED"));
+    assert_eq!(
+        status_of(&rig, "bulk_119").await.as_deref(),
+        Some("APPROVED")
+    );
+    let _ = &rig.stack;
+}
