@@ -100,6 +100,53 @@ pub fn graph_from_env(env: &impl Env) -> Result<GraphHttpConfig, ConfigError> {
     })
 }
 
+/// Where one business number belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberHome {
+    pub waba_id: String,
+    /// The business portfolio whose messaging limit it shares.
+    pub portfolio_id: String,
+}
+
+/// Parses `PHONE_NUMBERS`.
+pub fn parse_numbers(
+    value: &str,
+) -> Result<std::collections::HashMap<String, NumberHome>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "PHONE_NUMBERS",
+        reason,
+    };
+    let mut out = std::collections::HashMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        match parts.as_slice() {
+            [pn, waba] | [pn, waba, _] if digits(pn) && digits(waba) => {
+                let portfolio = parts.get(2).copied().unwrap_or(waba);
+                if !digits(portfolio) {
+                    return Err(invalid(format!("portfolio id in {entry:?} is not numeric")));
+                }
+                out.insert(
+                    (*pn).to_owned(),
+                    NumberHome {
+                        waba_id: (*waba).to_owned(),
+                        portfolio_id: portfolio.to_owned(),
+                    },
+                );
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{entry:?} is not phone_number_id:waba_id[:portfolio_id]"
+                )));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Missing("PHONE_NUMBERS"));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -490,6 +490,92 @@ pub struct MemorySendControl {
     pub reached: Mutex<HashMap<(String, String), i64>>,
     pub budgets: Mutex<HashMap<String, crate::policy::ReachBudget>>,
     pub limits: Mutex<HashMap<String, crate::ports::NumberLimits>>,
+    pub states: Mutex<HashMap<String, crate::ports::NumberState>>,
+    pub histories: Mutex<HashMap<String, crate::ports::HealthHistory>>,
+    /// Portfolio → day → users first reached that day.
+    pub days: Mutex<HashMap<(String, i64), u64>>,
+}
+
+impl crate::ports::NumberStateStore for MemorySendControl {
+    async fn number_state(
+        &self,
+        phone: &str,
+    ) -> Result<Option<crate::ports::NumberState>, StoreError> {
+        Ok(lock(&self.states).get(phone).cloned())
+    }
+
+    async fn put_number_state(
+        &self,
+        phone: &str,
+        st: &crate::ports::NumberState,
+    ) -> Result<(), StoreError> {
+        let mut st = st.clone();
+        st.backoff_until = None;
+        lock(&self.limits).insert(
+            phone.to_owned(),
+            crate::ports::NumberLimits {
+                mps: Some(st.health.mps()),
+                tier: Some(st.health.messaging_tier()),
+                marketing_paused: st.marketing_paused,
+            },
+        );
+        lock(&self.states).insert(phone.to_owned(), st);
+        Ok(())
+    }
+
+    async fn set_backoff(&self, phone: &str, until: i64) -> Result<(), StoreError> {
+        lock(&self.states)
+            .entry(phone.to_owned())
+            .or_insert_with(|| crate::ports::NumberState {
+                health: crate::policy::NumberHealth::default(),
+                marketing_paused: false,
+                polled_at: 0,
+                backoff_until: None,
+            })
+            .backoff_until = Some(until);
+        Ok(())
+    }
+
+    async fn append_history(
+        &self,
+        phone: &str,
+        at_ms: i64,
+        changes: &[crate::policy::HealthChange],
+    ) -> Result<(), StoreError> {
+        lock(&self.histories)
+            .entry(phone.to_owned())
+            .or_default()
+            .push((at_ms, changes.to_vec()));
+        Ok(())
+    }
+
+    async fn history(&self, phone: &str) -> Result<crate::ports::HealthHistory, StoreError> {
+        Ok(lock(&self.histories)
+            .get(phone)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn reached_7d(&self, portfolio: &str, now: i64) -> Result<u64, StoreError> {
+        let last = now.div_euclid(86_400);
+        let days = lock(&self.days);
+        Ok((last - 6..=last)
+            .filter_map(|d| days.get(&(portfolio.to_owned(), d)))
+            .sum())
+    }
+}
+
+/// Keeps published alerts in memory.
+#[derive(Debug, Default)]
+pub struct MemoryAlerts {
+    pub published: Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+impl crate::ports::AlertSink for MemoryAlerts {
+    async fn publish(&self, subject: &str, event: &serde_json::Value) -> Result<(), QueueError> {
+        lock(&self.published).push((subject.to_owned(), event.clone()));
+        Ok(())
+    }
 }
 
 impl crate::ports::SendControl for MemorySendControl {
@@ -538,6 +624,9 @@ impl crate::ports::SendControl for MemorySendControl {
             Ok(b) => {
                 budgets.insert(portfolio.to_owned(), b);
                 reached.insert(key, now);
+                *lock(&self.days)
+                    .entry((portfolio.to_owned(), now.div_euclid(86_400)))
+                    .or_default() += 1;
                 Ok(Reach::Reserved)
             }
             Err(refused) => {

@@ -463,6 +463,76 @@ pub struct NumberProfile {
 pub struct NumberLimits {
     pub mps: Option<u32>,
     pub tier: Option<crate::policy::MessagingTier>,
+    /// Marketing is paused on this number (quality RED, status FLAGGED: the poller decides).
+    pub marketing_paused: bool,
+}
+
+/// A number's health history: when (epoch ms) and what changed, oldest first.
+pub type HealthHistory = Vec<(i64, Vec<crate::policy::HealthChange>)>;
+
+/// What the quality poller keeps about a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberState {
+    pub health: crate::policy::NumberHealth,
+    pub marketing_paused: bool,
+    /// When it was last polled (epoch s); 0 when it never was (only a back-off is known).
+    pub polled_at: i64,
+    /// Polling waits until then after a Graph rate limit (epoch s).
+    pub backoff_until: Option<i64>,
+}
+
+/// The quality poller's records: current state (which also sets the limits the sender
+/// enforces), an append-only history of changes, and our own reach counts for the projection.
+pub trait NumberStateStore: Send + Sync {
+    fn number_state(
+        &self,
+        phone_number_id: &str,
+    ) -> impl Future<Output = Result<Option<NumberState>, StoreError>> + Send;
+
+    /// Stores the state, and with it the cap (`mps`), tier and marketing pause the sender reads.
+    fn put_number_state(
+        &self,
+        phone_number_id: &str,
+        state: &NumberState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Polling of this number waits until `until` (epoch s).
+    fn set_backoff(
+        &self,
+        phone_number_id: &str,
+        until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Appends the changes seen at `at_ms` (never overwritten, never expired).
+    fn append_history(
+        &self,
+        phone_number_id: &str,
+        at_ms: i64,
+        changes: &[crate::policy::HealthChange],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The history, oldest first.
+    fn history(
+        &self,
+        phone_number_id: &str,
+    ) -> impl Future<Output = Result<HealthHistory, StoreError>> + Send;
+
+    /// Users the portfolio reached outside a window over the 7 days ending with `now`'s day
+    /// (daily counts summed: a user reached on two days counts twice, an upper bound).
+    fn reached_7d(
+        &self,
+        portfolio_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Where alert events go (an SNS topic in production).
+pub trait AlertSink: Send + Sync {
+    fn publish(
+        &self,
+        subject: &str,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// The result of asking to reach a user outside a service window.

@@ -392,9 +392,8 @@ impl Simulator {
     ) -> Result<String, crate::GraphError> {
         let out = self.create_template(waba_id, &definition)?;
         let id = out["id"].as_str().unwrap_or_default().to_owned();
-        if let Some(t) = self.world().templates.get_mut(&id) {
-            t.status = "APPROVED".into();
-        }
+        // Approved at once, with the status webhook Meta sends.
+        self.set_template_status(&id, "APPROVED", None);
         Ok(id)
     }
 }

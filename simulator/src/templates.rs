@@ -271,7 +271,14 @@ impl Simulator {
                 cfg.template_review_delay_ms,
             ))
             .await;
-            let name = sim.world().templates.get(&id).map(|t| t.name.clone());
+            // Review decides pending templates only: a status set meanwhile (seeded as
+            // approved, paused, deleted) stands.
+            let name = sim
+                .world()
+                .templates
+                .get(&id)
+                .filter(|t| t.status == "PENDING")
+                .map(|t| t.name.clone());
             let Some(name) = name else { return };
             if cfg
                 .reject_templates_containing

@@ -163,11 +163,14 @@ async fn edits_follow_metas_limits_and_delete_removes_every_language() {
         (400, Some(100)),
         "edited PENDING template"
     );
+    // The seed's approval, then the re-approval after the edit.
     h.receiver
         .wait_for("re-approval", |r| {
             r.changes()
                 .iter()
-                .any(|(f, v)| f == "message_template_status_update" && v["event"] == "APPROVED")
+                .filter(|(f, v)| f == "message_template_status_update" && v["event"] == "APPROVED")
+                .count()
+                >= 2
         })
         .await;
     let (_, r) = h.post(&id, edit.clone()).await;

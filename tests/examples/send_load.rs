@@ -537,6 +537,7 @@ async fn run_memory(
         NumberLimits {
             mps: Some(mps),
             tier: None,
+            marketing_paused: false,
         },
     );
     let queue: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new((0..jobs).map(job).collect()));

@@ -8,6 +8,7 @@ mod support;
 
 mod dedupe;
 mod graph_http;
+mod poller;
 mod queue;
 mod secrets;
 mod sender;

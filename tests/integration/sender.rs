@@ -23,13 +23,13 @@ use simulator::{Fault, FaultRoute, InboundSpec, SimConfig, Simulator, Tier};
 use crate::support::{IngestStack, drain, ingest_stack, now, queue, table};
 use crate::webhook::{PHONE, WABA, eventually, front, webhook};
 
-struct Rig {
-    stack: IngestStack,
-    resources: SenderResources,
-    sim: simulator::RunningSimulator,
+pub(crate) struct Rig {
+    pub(crate) stack: IngestStack,
+    pub(crate) resources: SenderResources,
+    pub(crate) sim: simulator::RunningSimulator,
 }
 
-async fn rig(configure: impl FnOnce(&mut SimConfig)) -> Rig {
+pub(crate) async fn rig(configure: impl FnOnce(&mut SimConfig)) -> Rig {
     let stack = ingest_stack().await;
     let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
@@ -66,14 +66,14 @@ async fn rig(configure: impl FnOnce(&mut SimConfig)) -> Rig {
     }
 }
 
-fn config() -> SenderConfig {
+pub(crate) fn config() -> SenderConfig {
     SenderConfig {
         numbers: sender::config::parse_numbers(&format!("{PHONE}:{WABA}")).unwrap(),
         ..SenderConfig::default()
     }
 }
 
-fn graph(rig: &Rig) -> GraphHttpClient {
+pub(crate) fn graph(rig: &Rig) -> GraphHttpClient {
     GraphHttpClient::new(&GraphHttpConfig {
         base_url: rig.sim.base_url(),
         timeout: Duration::from_millis(1_500),
@@ -82,7 +82,7 @@ fn graph(rig: &Rig) -> GraphHttpClient {
     .unwrap()
 }
 
-fn sender_with<G: GraphApi>(
+pub(crate) fn sender_with<G: GraphApi>(
     rig: &Rig,
     graph: G,
     config: SenderConfig,
@@ -101,7 +101,7 @@ fn sender_with<G: GraphApi>(
 }
 
 /// Puts `bodies` on the send queue and receives them as Lambda's event source mapping would.
-async fn enqueue_and_receive(rig: &Rig, bodies: &[String]) -> Vec<SqsMessage> {
+pub(crate) async fn enqueue_and_receive(rig: &Rig, bodies: &[String]) -> Vec<SqsMessage> {
     let sqs = aws_sdk_sqs::Client::new(&rig.stack.aws);
     for b in bodies {
         sqs.send_message()
@@ -133,7 +133,7 @@ async fn enqueue_and_receive(rig: &Rig, bodies: &[String]) -> Vec<SqsMessage> {
 }
 
 /// One invocation: the records that succeeded are deleted, as the event source mapping does.
-async fn invoke<G: GraphApi>(
+pub(crate) async fn invoke<G: GraphApi>(
     rig: &Rig,
     sender: &Sender<AwsSenderPorts<G>>,
     records: &[SqsMessage],
@@ -165,7 +165,7 @@ fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
         .collect()
 }
 
-async fn outcomes(rig: &Rig) -> Vec<Outcome> {
+pub(crate) async fn outcomes(rig: &Rig) -> Vec<Outcome> {
     drain(&rig.stack.aws, &rig.resources.outcomes_queue_url)
         .await
         .iter()
@@ -180,17 +180,17 @@ fn by_key<'a>(outcomes: &'a [Outcome], key: &str) -> &'a Outcome {
         .unwrap_or_else(|| panic!("no outcome for {key}: {outcomes:#?}"))
 }
 
-fn job(key: &str, to: &str, message: Value) -> String {
+pub(crate) fn job(key: &str, to: &str, message: Value) -> String {
     json!({"version": 1, "idempotency_key": key, "phone_number_id": PHONE, "to": {"wa_id": to},
            "message": message, "correlation": {"order": key}})
     .to_string()
 }
 
-fn text(body: &str) -> Value {
+pub(crate) fn text(body: &str) -> Value {
     json!({"type": "text", "text": {"body": body}})
 }
 
-fn template(name: &str, body_params: &[&str]) -> Value {
+pub(crate) fn template(name: &str, body_params: &[&str]) -> Value {
     let params: Vec<Value> = body_params
         .iter()
         .map(|p| json!({"type": "text", "text": p}))
@@ -202,7 +202,7 @@ fn template(name: &str, body_params: &[&str]) -> Value {
 /// Seeds a template in the simulator and, once its approval webhook has landed in our table,
 /// stores its definition (as the template sync does); other statuses go through the simulator's
 /// status webhooks too.
-async fn seed_template(rig: &Rig, name: &str, category: &str, status: &str) {
+pub(crate) async fn seed_template(rig: &Rig, name: &str, category: &str, status: &str) {
     let components = json!([{"type": "BODY", "text": "Hello {{1}}, your code is {{2}}.",
                              "example": {"body_text": [["Ann", "42"]]}}]);
     let id = rig
@@ -258,7 +258,7 @@ async fn seed_template(rig: &Rig, name: &str, category: &str, status: &str) {
 }
 
 /// A user who writes to us now (window open) or never.
-async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
+pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
     let uid = rig.sim.sim.add_user(Some(wa_id), None, true);
     if writes {
         rig.sim
@@ -292,7 +292,7 @@ async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
     uid
 }
 
-async fn consent(rig: &Rig, user: &str, event: ConsentEvent) {
+pub(crate) async fn consent(rig: &Rig, user: &str, event: ConsentEvent) {
     shared::adapters::DynamoContactStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.contacts_table,

@@ -480,6 +480,12 @@ impl<P: SenderPorts> Sender<P> {
                 );
             }
         }
+        if marketing && self.number_limits(pn).await.marketing_paused {
+            return reject(
+                "marketing_paused",
+                "marketing is paused on this number while its quality or status recovers".into(),
+            );
+        }
         // 3. Window.
         let Some((message, record)) = template else {
             if business_initiated {

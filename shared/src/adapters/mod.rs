@@ -8,6 +8,7 @@ mod dynamodb;
 mod graph_http;
 mod s3;
 mod secrets;
+mod sns;
 mod sqs;
 
 pub use dynamodb::{
@@ -18,6 +19,7 @@ pub use dynamodb::{
 pub use graph_http::{GraphHttpClient, GraphHttpConfig};
 pub use s3::S3Quarantine;
 pub use secrets::{CachedSecrets, SecretFetcher, SecretsManagerFetcher};
+pub use sns::SnsAlerts;
 pub use sqs::SqsQueue;
 
 /// Loads the AWS SDK configuration from the environment, once per cold start.

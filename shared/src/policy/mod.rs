@@ -3,6 +3,7 @@
 //! All times are epoch seconds (UTC).
 
 mod consent;
+mod health;
 mod limits;
 mod pricing;
 mod status;
@@ -11,6 +12,7 @@ mod tier;
 mod window;
 
 pub use consent::*;
+pub use health::*;
 pub use limits::*;
 pub use pricing::*;
 pub use status::*;

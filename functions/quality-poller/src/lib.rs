@@ -1,0 +1,252 @@
+//! The quality poller, run on a schedule: for every configured number it reads quality, status,
+//! name status, throughput level and the portfolio's messaging limit; stores the current state
+//! (which is also what the sender enforces: cap, tier, marketing pause) and an append-only
+//! history; publishes an alert on every change with a projection of the tier; and syncs every
+//! account's templates, the backstop for missed webhooks. A rate-limited or failing number never
+//! stops the others: it is retried on a later run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::json;
+use shared::config::NumberHome;
+use shared::graph::ErrorClass;
+use shared::policy::{NumberHealth, TierProjection, health_changes, project_tier};
+use shared::ports::{
+    AlertSink, GraphApi, GraphCallError, NumberState, NumberStateStore, SecretSource, TemplateApi,
+    TemplateStore,
+};
+use shared::templates::{SyncError, sync_templates};
+
+/// Settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollerConfig {
+    /// `PHONE_NUMBERS`, as for the sender.
+    pub numbers: BTreeMap<String, NumberHome>,
+    /// `PAUSE_MARKETING_ON` (default `RED,FLAGGED`): quality ratings or statuses that pause
+    /// marketing sends on a number until it clears. Empty: never pause.
+    pub pause_on: Vec<String>,
+    /// `SYNC_TEMPLATES` (default `true`).
+    pub sync_templates: bool,
+}
+
+/// What happened to one number in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum NumberResult {
+    Polled {
+        changes: usize,
+        marketing_paused: bool,
+    },
+    /// Waiting out an earlier rate limit until `until` (epoch s).
+    BackingOff {
+        until: i64,
+    },
+    /// Meta's rate limit (4, 80007): polled again after `until`.
+    RateLimited {
+        until: i64,
+        code: i64,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PollReport {
+    pub numbers: BTreeMap<String, NumberResult>,
+    /// Per account: `{seen, updated, pages}` or the error.
+    pub templates: BTreeMap<String, serde_json::Value>,
+}
+
+/// The poller, generic over its ports.
+pub struct Poller<G, C, T, A, K> {
+    pub graph: G,
+    pub control: C,
+    pub templates: T,
+    pub alerts: A,
+    pub secrets: K,
+    pub config: PollerConfig,
+}
+
+/// The alert event's shape (documented in the README).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthAlert<'a> {
+    pub version: u32,
+    pub kind: &'static str,
+    pub phone_number_id: &'a str,
+    pub waba_id: &'a str,
+    pub changes: &'a [shared::policy::HealthChange],
+    pub health: &'a NumberHealth,
+    pub marketing_paused: bool,
+    pub mps: u32,
+    pub tier_projection: &'a TierProjection,
+    pub at_ms: i64,
+}
+
+impl<G, C, T, A, K> Poller<G, C, T, A, K>
+where
+    G: GraphApi + TemplateApi,
+    C: NumberStateStore,
+    T: TemplateStore,
+    A: AlertSink,
+    K: SecretSource,
+{
+    pub async fn run(&self, now_ms: i64) -> PollReport {
+        let mut report = PollReport::default();
+        let token = match self.secrets.secrets().await {
+            Ok(s) => s.access_token.clone(),
+            Err(e) => {
+                tracing::error!(error = %e, "secret unavailable; nothing polled");
+                for pn in self.config.numbers.keys() {
+                    report.numbers.insert(
+                        pn.clone(),
+                        NumberResult::Failed {
+                            reason: "secret_unavailable".into(),
+                        },
+                    );
+                }
+                return report;
+            }
+        };
+        let mut limited_wabas = BTreeSet::new();
+        for (pn, home) in &self.config.numbers {
+            let result = self.poll_number(pn, home, &token, now_ms).await;
+            if matches!(result, NumberResult::RateLimited { code: 80007, .. }) {
+                limited_wabas.insert(home.waba_id.clone());
+            }
+            report.numbers.insert(pn.clone(), result);
+        }
+        if self.config.sync_templates {
+            let wabas: BTreeSet<&String> =
+                self.config.numbers.values().map(|h| &h.waba_id).collect();
+            for waba in wabas {
+                let out = if limited_wabas.contains(waba) {
+                    json!({"skipped": "rate_limited"})
+                } else {
+                    match sync_templates(&self.graph, &self.templates, waba, &token, now_ms / 1000)
+                        .await
+                    {
+                        Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                        Err(SyncError::Graph(e)) => {
+                            tracing::warn!(error = %e, "template sync stopped");
+                            json!({"error": e.to_string(), "graph_code": graph_code(&e)})
+                        }
+                        Err(SyncError::Store(e)) => {
+                            tracing::warn!(error = %e, "template sync stopped");
+                            json!({"error": e.to_string()})
+                        }
+                    }
+                };
+                report.templates.insert(waba.clone(), out);
+            }
+        }
+        report
+    }
+
+    async fn poll_number(
+        &self,
+        pn: &str,
+        home: &NumberHome,
+        token: &str,
+        now_ms: i64,
+    ) -> NumberResult {
+        let now = now_ms / 1000;
+        let failed = |reason: String| NumberResult::Failed { reason };
+        let old = match self.control.number_state(pn).await {
+            Ok(o) => o,
+            Err(e) => return failed(e.to_string()),
+        };
+        if let Some(until) = old.as_ref().and_then(|o| o.backoff_until)
+            && until > now
+        {
+            return NumberResult::BackingOff { until };
+        }
+        let info = match self.graph.phone_number(pn, token).await {
+            Ok(i) => i,
+            Err(e) => {
+                let c = e.classification();
+                let code = graph_code(&e);
+                if matches!(code, 4 | 80007) {
+                    let until = now + i64::try_from(c.retry_after.as_secs()).unwrap_or(120);
+                    if let Err(err) = self.control.set_backoff(pn, until).await {
+                        tracing::warn!(error = %err, "could not store the back-off");
+                    }
+                    tracing::warn!(code, until, "Graph rate limit while polling; backing off");
+                    return NumberResult::RateLimited { until, code };
+                }
+                if c.alert || c.class == ErrorClass::Terminal {
+                    tracing::error!(alert = true, code, "polling a number failed");
+                }
+                return failed(format!("graph error {code}"));
+            }
+        };
+        let health = NumberHealth::from_info(&info);
+        let previous = old.as_ref().filter(|o| o.polled_at > 0).map(|o| &o.health);
+        let changes = health_changes(previous, &health);
+        let paused = health.pauses_marketing(&self.config.pause_on);
+        let state = NumberState {
+            health: health.clone(),
+            marketing_paused: paused,
+            polled_at: now,
+            backoff_until: None,
+        };
+        // The sender's limits change at once: cap, tier, marketing pause.
+        if let Err(e) = self.control.put_number_state(pn, &state).await {
+            return failed(e.to_string());
+        }
+        if !changes.is_empty() {
+            if let Err(e) = self.control.append_history(pn, now_ms, &changes).await {
+                tracing::warn!(error = %e, "could not append the history");
+            }
+            let reached = self
+                .control
+                .reached_7d(&home.portfolio_id, now)
+                .await
+                .unwrap_or(0);
+            let projection = project_tier(&health, reached);
+            let alert = HealthAlert {
+                version: 1,
+                kind: "number_health_changed",
+                phone_number_id: pn,
+                waba_id: &home.waba_id,
+                changes: &changes,
+                health: &health,
+                marketing_paused: paused,
+                mps: health.mps(),
+                tier_projection: &projection,
+                at_ms: now_ms,
+            };
+            let event = serde_json::to_value(&alert).unwrap_or_default();
+            let subject = format!(
+                "WhatsApp number {pn}: {}",
+                changes
+                    .iter()
+                    .map(|c| format!("{} {}", c.field, c.to))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let Err(e) = self.alerts.publish(&subject, &event).await {
+                tracing::warn!(error = %e, "alert not published");
+            }
+            tracing::info!(
+                phone_number_id = pn,
+                changes = changes.len(),
+                marketing_paused = paused,
+                "number health changed"
+            );
+        }
+        NumberResult::Polled {
+            changes: changes.len(),
+            marketing_paused: paused,
+        }
+    }
+}
+
+fn graph_code(e: &GraphCallError) -> i64 {
+    match e {
+        GraphCallError::Api { body, .. } => body.code,
+        _ => 0,
+    }
+}
