@@ -351,7 +351,7 @@ async fn each_gate_refuses_with_its_reason_and_no_graph_call() {
     seed_template(&rig, "order_ready", "UTILITY", "APPROVED").await;
     seed_template(&rig, "spring_sale", "MARKETING", "APPROVED").await;
     seed_template(&rig, "paused_one", "UTILITY", "PAUSED").await;
-    let writer = user(&rig, "447700900101", true).await;
+    user(&rig, "447700900101", true).await;
     let _stranger = user(&rig, "447700900102", false).await;
     // Producers record opt-ins of users who never wrote under their phone number.
     user(&rig, "447700900103", false).await;
@@ -368,7 +368,6 @@ async fn each_gate_refuses_with_its_reason_and_no_graph_call() {
     .record_alias(PHONE, "447700900104", &no_marketing, now())
     .await
     .unwrap();
-    let _ = writer;
 
     let jobs = vec![
         "{not json".to_owned(),
@@ -582,8 +581,7 @@ async fn the_messaging_limit_is_reserved_atomically() {
 #[tokio::test]
 async fn pacing_defers_through_the_queue_never_in_process() {
     let rig = rig(|c| c.pair_rate_gap_ms = 6_000).await;
-    let a = user(&rig, "447700900301", true).await;
-    let _ = a;
+    user(&rig, "447700900301", true).await;
     let others: Vec<String> = (0..8).map(|i| format!("4477009003{:02}", 10 + i)).collect();
     for w in &others {
         user(&rig, w, true).await;

@@ -16,14 +16,13 @@ use shared::ports::TemplateStore;
 use simulator::{Fault, FaultRoute, SimConfig, Simulator, Tier};
 use template_submitter::{Response, Submitter};
 
-use crate::support::{IngestStack, ingest_stack, now};
+use crate::support::{ingest_stack, now};
 use crate::webhook::{PHONE, WABA, eventually, front, webhook};
 
 type AwsSubmitter =
     Submitter<GraphHttpClient, DynamoTemplateStore, CachedSecrets<SecretsManagerFetcher>>;
 
 struct Rig {
-    stack: IngestStack,
     sim: simulator::RunningSimulator,
     submitter: AwsSubmitter,
 }
@@ -66,11 +65,7 @@ async fn rig(webhooks: bool) -> Rig {
         ),
         wabas: HashSet::from([WABA.to_owned()]),
     };
-    Rig {
-        stack,
-        sim,
-        submitter,
-    }
+    Rig { sim, submitter }
 }
 
 async fn call(rig: &Rig, method: &str, path: &str, body: Value) -> Response {
@@ -341,5 +336,4 @@ async fn the_sync_catches_a_missed_webhook_pages_through_and_reports_rate_limits
         status_of(&rig, "bulk_119").await.as_deref(),
         Some("APPROVED")
     );
-    let _ = &rig.stack;
 }

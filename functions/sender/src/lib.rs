@@ -582,7 +582,7 @@ impl<P: SenderPorts> Sender<P> {
             {
                 Reach::AlreadyCounted | Reach::Reserved => {}
                 Reach::Refused(r) => {
-                    let mut o = Outcome::rejected(
+                    let o = Outcome::rejected(
                         "messaging_limit",
                         format!(
                             "the portfolio reached {} unique users outside a service window in 24 h; room again at {}",
@@ -590,7 +590,6 @@ impl<P: SenderPorts> Sender<P> {
                         ),
                         now_ms,
                     );
-                    o.error = None;
                     return Ok(Err(o));
                 }
             }
