@@ -231,12 +231,18 @@ impl MessageStore for MemoryMessages {
     async fn merge_status(&self, u: StatusUpdate<'_>) -> Result<bool, StoreError> {
         let mut items = lock(&self.items);
         let m = items.entry(u.wamid.to_owned()).or_default();
-        if m.pricing_category.is_none()
-            && let Some(p) = u.pricing
+        if let Some(p) = u.pricing
+            && m.priced_at.is_none_or(|t| t > u.at)
         {
+            m.priced_at = Some(u.at);
+            m.waba_id = Some(u.waba_id.to_owned());
             m.pricing_category = Some(p.category.to_string());
             m.pricing_type = p.kind.as_ref().map(ToString::to_string);
             m.pricing_model = p.pricing_model.as_ref().map(ToString::to_string);
+            m.billable = p.billable;
+            if let Some(c) = u.conversation {
+                m.conversation_id = Some(c.id.clone());
+            }
         }
         let advances = match &m.status {
             None => true,

@@ -187,6 +187,7 @@ pub fn process<'a, P: IngestPorts>(
             Item::Status { metadata, status } => {
                 let update = StatusUpdate {
                     wamid: &status.id,
+                    waba_id: ctx.waba_id,
                     phone_number_id: &metadata.phone_number_id,
                     status: &status.status,
                     at: status.timestamp,

@@ -8,6 +8,7 @@
 //! - [`ports`]: narrow traits for stores, queues, secrets and the Graph API.
 //! - [`adapters`]: their implementations on DynamoDB, SQS, Secrets Manager and reqwest.
 //! - [`config`]: typed configuration from the environment.
+//! - [`usage`]: how a priced message is filed for finance (its usage day and partition).
 
 pub mod adapters;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod ports;
 mod serde_util;
 pub mod signature;
 pub mod templates;
+pub mod usage;
 pub mod webhook;
 
 #[cfg(any(test, feature = "fakes"))]

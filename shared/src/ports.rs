@@ -232,6 +232,8 @@ pub trait ContactStore: Send + Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct StatusUpdate<'a> {
     pub wamid: &'a str,
+    /// The business account the webhook came for (`entry[].id`).
+    pub waba_id: &'a str,
     pub phone_number_id: &'a str,
     pub status: &'a StatusKind,
     pub at: i64,
@@ -251,15 +253,21 @@ pub struct MessageRecord {
     pub pricing_category: Option<String>,
     pub pricing_type: Option<String>,
     pub pricing_model: Option<String>,
+    /// `pricing.billable` (deprecated under PMP; what CBP conversations are charged by).
+    pub billable: Option<bool>,
+    /// The earliest timestamp among the statuses that carried pricing: the message's usage day.
+    pub priced_at: Option<i64>,
+    pub waba_id: Option<String>,
     pub conversation_id: Option<String>,
     pub callback_data: Option<String>,
 }
 
 /// Outbound messages and their delivery status.
 pub trait MessageStore: Send + Sync {
-    /// Merges a status monotonically (sent < delivered < read < failed) in one conditional
-    /// write; returns whether it changed the stored status. Pricing is kept from whichever
-    /// status carries it first.
+    /// Merges a status monotonically (sent < delivered < read < failed); returns whether it
+    /// changed the stored status. Pricing is kept from the status with the earliest timestamp
+    /// among those that carry it, so the stored pricing and usage day do not depend on the
+    /// order or number of deliveries (finance counts from them; see [`crate::usage`]).
     fn merge_status(
         &self,
         update: StatusUpdate<'_>,

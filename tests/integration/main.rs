@@ -14,4 +14,5 @@ mod secrets;
 mod sender;
 mod sessions;
 mod templates;
+mod usage;
 mod webhook;

@@ -74,8 +74,39 @@ pub async fn table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
     name
 }
 
+/// Creates an on-demand table keyed by string `pk` and `sk` (the usage and rate-card tables).
+pub async fn sorted_table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
+    let name = unique(prefix);
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .expect("create table");
+    name
+}
+
 /// Creates the messages table: as [`table`], plus the keys-only index on `callback_data` the
-/// sender reconciles through.
+/// sender reconciles through and the usage index finance counts from (as in the template).
 pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
     use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
     let name = unique("messages");
@@ -99,6 +130,7 @@ pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("pk"))
         .attribute_definitions(attr("callback_data"))
+        .attribute_definitions(attr("usage_pk"))
         .key_schema(hash("pk"))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
@@ -107,6 +139,24 @@ pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(shared::usage::USAGE_INDEX)
+                .key_schema(hash("usage_pk"))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            shared::usage::USAGE_INDEX_ATTRIBUTES
+                                .iter()
+                                .map(|a| (*a).to_owned())
+                                .collect(),
+                        ))
                         .build(),
                 )
                 .build()

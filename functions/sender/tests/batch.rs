@@ -261,6 +261,7 @@ async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
         .messages
         .merge_status(StatusUpdate {
             wamid: "wamid.0",
+            waba_id: "waba",
             phone_number_id: PHONE,
             status: &StatusKind::Sent,
             at: NOW_MS / 1000,

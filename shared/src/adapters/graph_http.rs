@@ -100,6 +100,31 @@ impl GraphHttpClient {
     }
 }
 
+impl GraphHttpClient {
+    /// `GET /{waba_id}?fields=pricing_analytics...`: what Meta counted and charged for a WABA's
+    /// messages in `[start, end)` (epoch seconds), by the given granularity (`HALF_HOUR`,
+    /// `DAILY`, `MONTHLY`) and the dimensions finance reconciles by. Returned as Meta sends it.
+    pub async fn pricing_analytics(
+        &self,
+        waba_id: &str,
+        start: i64,
+        end: i64,
+        granularity: &str,
+        access_token: &str,
+    ) -> Result<serde_json::Value, GraphCallError> {
+        let fields = format!(
+            "pricing_analytics.start({start}).end({end}).granularity({granularity})\
+             .dimensions([\"PRICING_CATEGORY\",\"PRICING_TYPE\",\"COUNTRY\",\"PHONE\"])"
+        );
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/{waba_id}", self.base),
+            &[("fields", fields.as_str())],
+        )
+        .map_err(|e| GraphCallError::Transport(Box::new(e)))?;
+        self.call(self.http.get(url), access_token).await
+    }
+}
+
 fn transport(e: reqwest::Error) -> GraphCallError {
     if e.is_timeout() && !e.is_connect() {
         // The request may have reached Meta: the caller must reconcile, not resend.

@@ -1,0 +1,467 @@
+//! Usage reports: the usage rows of a period grouped by any of day, month, business account,
+//! phone number, category, pricing type, country and pricing model, with the estimated cost
+//! from the rate card, as an aligned table, CSV or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use iso_currency::Currency;
+use rust_decimal::Decimal;
+
+use crate::counting::{Counts, UsageRow};
+use crate::period::Period;
+use crate::rates::RateCard;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Day,
+    Month,
+    Waba,
+    Phone,
+    Category,
+    PricingType,
+    Country,
+    Model,
+}
+
+impl Dimension {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Day => "day",
+            Dimension::Month => "month",
+            Dimension::Waba => "waba",
+            Dimension::Phone => "phone_number_id",
+            Dimension::Category => "category",
+            Dimension::PricingType => "pricing_type",
+            Dimension::Country => "country",
+            Dimension::Model => "pricing_model",
+        }
+    }
+
+    fn value(self, row: &UsageRow) -> String {
+        let k = &row.key;
+        match self {
+            Dimension::Day => k.day.to_string(),
+            Dimension::Month => k.day.format("%Y-%m").to_string(),
+            Dimension::Waba => k.waba_id.clone(),
+            Dimension::Phone => k.phone_number_id.clone(),
+            Dimension::Category => k.category.clone(),
+            Dimension::PricingType => k.pricing_type.clone(),
+            Dimension::Country => k.country.clone(),
+            Dimension::Model => k.pricing_model.clone(),
+        }
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "day" => Dimension::Day,
+            "month" => Dimension::Month,
+            "waba" | "account" => Dimension::Waba,
+            "phone" | "phone_number" | "phone_number_id" | "number" => Dimension::Phone,
+            "category" => Dimension::Category,
+            "type" | "pricing_type" => Dimension::PricingType,
+            "country" => Dimension::Country,
+            "model" | "pricing_model" => Dimension::Model,
+            other => {
+                return Err(format!(
+                    "unknown dimension {other:?}: day, month, waba, phone, category, type, country or model"
+                ));
+            }
+        })
+    }
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "table" => Ok(Format::Table),
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown format {other:?}: table, csv or json")),
+        }
+    }
+}
+
+/// A charged row the rate card has no rate for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MissingRate {
+    pub country: String,
+    pub category: String,
+    /// The first day that needed it.
+    pub day: NaiveDate,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReportError {
+    #[error("no rate for {}: add rows (or a * market) to the rate card and import it again, or report without cost", list(.0))]
+    MissingRates(Vec<MissingRate>),
+    #[error("the rates this report needs are in several currencies ({}); a report is in one currency", .0.join(", "))]
+    MixedCurrencies(Vec<String>),
+    #[error("no rate card has been imported (usage rates import FILE), or report without cost")]
+    NoRateCard,
+}
+
+fn list(missing: &[MissingRate]) -> String {
+    missing
+        .iter()
+        .map(|m| format!("{}/{} (from {})", m.country, m.category, m.day))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub group: Vec<String>,
+    pub counts: Counts,
+    /// Estimated cost, exact (not rounded).
+    pub cost: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub period: Period,
+    pub dimensions: Vec<Dimension>,
+    pub currency: Option<Currency>,
+    pub lines: Vec<Line>,
+    pub total: Line,
+}
+
+/// Groups day rows and prices them. With a card, every row with charged units needs a rate in
+/// force on its day, and all of them one currency.
+pub fn build(
+    period: Period,
+    rows: &[UsageRow],
+    dimensions: &[Dimension],
+    card: Option<&RateCard>,
+) -> Result<Report, ReportError> {
+    if card.is_some_and(RateCard::is_empty) {
+        return Err(ReportError::NoRateCard);
+    }
+    let mut missing: BTreeMap<(String, String), NaiveDate> = BTreeMap::new();
+    let mut currencies: BTreeMap<&'static str, Currency> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<String>, (Counts, Decimal)> = BTreeMap::new();
+    let mut total = (Counts::default(), Decimal::ZERO);
+    for row in rows {
+        let mut cost = Decimal::ZERO;
+        if let Some(card) = card
+            && row.counts.charged > 0
+        {
+            let k = &row.key;
+            match card.rate_for(&k.country, &k.category, k.day) {
+                Some(rate) => {
+                    currencies.insert(rate.currency.code(), rate.currency);
+                    cost = rate.rate * Decimal::from(row.counts.charged);
+                }
+                None => {
+                    let e = missing
+                        .entry((k.country.clone(), k.category.clone()))
+                        .or_insert(k.day);
+                    *e = (*e).min(k.day);
+                }
+            }
+        }
+        let group: Vec<String> = dimensions.iter().map(|d| d.value(row)).collect();
+        let g = groups.entry(group).or_default();
+        g.0.add(&row.counts);
+        g.1 += cost;
+        total.0.add(&row.counts);
+        total.1 += cost;
+    }
+    if !missing.is_empty() {
+        return Err(ReportError::MissingRates(
+            missing
+                .into_iter()
+                .map(|((country, category), day)| MissingRate {
+                    country,
+                    category,
+                    day,
+                })
+                .collect(),
+        ));
+    }
+    if currencies.len() > 1 {
+        return Err(ReportError::MixedCurrencies(
+            currencies.keys().map(|c| (*c).to_owned()).collect(),
+        ));
+    }
+    let priced = card.is_some();
+    let currency = currencies
+        .into_values()
+        .next()
+        .or_else(|| card.and_then(|c| c.rates().next().map(|r| r.currency)));
+    Ok(Report {
+        period,
+        dimensions: dimensions.to_vec(),
+        currency,
+        lines: groups
+            .into_iter()
+            .map(|(group, (counts, cost))| Line {
+                group,
+                counts,
+                cost: priced.then_some(cost),
+            })
+            .collect(),
+        total: Line {
+            group: Vec::new(),
+            counts: total.0,
+            cost: priced.then_some(total.1),
+        },
+    })
+}
+
+impl Report {
+    fn headers(&self) -> Vec<String> {
+        let mut h: Vec<String> = self
+            .dimensions
+            .iter()
+            .map(|d| d.name().to_owned())
+            .collect();
+        h.extend(["messages", "charged", "conversations"].map(String::from));
+        if self.total.cost.is_some() {
+            h.push(format!(
+                "cost_{}",
+                self.currency.map_or("", |c| c.code()).to_ascii_lowercase()
+            ));
+        }
+        h
+    }
+
+    fn cells(&self, line: &Line, rounded: bool) -> Vec<String> {
+        let mut c = line.group.clone();
+        c.push(line.counts.messages.to_string());
+        c.push(line.counts.charged.to_string());
+        c.push(line.counts.conversations.to_string());
+        if let Some(cost) = line.cost {
+            c.push(if rounded {
+                self.rounded(cost)
+            } else {
+                cost.normalize().to_string()
+            });
+        }
+        c
+    }
+
+    /// Rounded half-to-even to the currency's minor unit, for display.
+    fn rounded(&self, cost: Decimal) -> String {
+        let dp = self.currency.and_then(Currency::exponent).unwrap_or(2);
+        let mut r = cost.round_dp(u32::from(dp));
+        r.rescale(u32::from(dp));
+        r.to_string()
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Table => self.table(),
+            Format::Csv => self.csv(),
+            Format::Json => self.json(),
+        }
+    }
+
+    fn table(&self) -> String {
+        let mut headers = self.headers();
+        let mut rows: Vec<Vec<String>> = self.lines.iter().map(|l| self.cells(l, true)).collect();
+        let labels = self.dimensions.len().max(1);
+        if self.dimensions.is_empty() {
+            headers.insert(0, String::new());
+            for r in &mut rows {
+                r.insert(0, String::new());
+            }
+        }
+        let mut total = vec![String::new(); labels];
+        total[0] = "total".into();
+        total.extend(self.cells(&self.total, true));
+        let widths: Vec<usize> = (0..headers.len())
+            .map(|i| {
+                rows.iter()
+                    .chain(std::iter::once(&total))
+                    .map(|r| r.get(i).map_or(0, String::len))
+                    .chain(std::iter::once(headers[i].len()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let numeric_from = labels;
+        let line = |cells: &[String]| {
+            let mut s = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                if i >= numeric_from {
+                    let _ = write!(s, "{c:>w$}", w = widths[i]);
+                } else {
+                    let _ = write!(s, "{c:<w$}", w = widths[i]);
+                }
+            }
+            s.trim_end().to_owned()
+        };
+        let mut out = format!("usage {}\n", self.period);
+        out.push_str(&line(&headers));
+        out.push('\n');
+        let rule: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+        out.push_str(&"-".repeat(rule));
+        out.push('\n');
+        for r in rows.drain(..) {
+            out.push_str(&line(&r));
+            out.push('\n');
+        }
+        out.push_str(&"-".repeat(rule));
+        out.push('\n');
+        out.push_str(&line(&total));
+        out.push('\n');
+        out
+    }
+
+    fn csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(self.headers());
+        for l in &self.lines {
+            let _ = w.write_record(self.cells(l, false));
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn json(&self) -> String {
+        let line = |l: &Line| {
+            let mut o = serde_json::Map::new();
+            for (d, v) in self.dimensions.iter().zip(&l.group) {
+                o.insert(d.name().into(), v.clone().into());
+            }
+            o.insert("messages".into(), l.counts.messages.into());
+            o.insert("charged".into(), l.counts.charged.into());
+            o.insert("conversations".into(), l.counts.conversations.into());
+            if let Some(cost) = l.cost {
+                // Money as a decimal string: JSON numbers are floats to most readers.
+                o.insert("cost".into(), cost.normalize().to_string().into());
+            }
+            serde_json::Value::Object(o)
+        };
+        let v = serde_json::json!({
+            "period": {"from": self.period.from.to_string(), "to": self.period.to.to_string()},
+            "group_by": self.dimensions.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            "currency": self.currency.map(|c| c.code()),
+            "rows": self.lines.iter().map(line).collect::<Vec<_>>(),
+            "total": line(&self.total),
+        });
+        let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counting::UsageKey;
+    use crate::rates::parse_csv;
+
+    fn row(day: &str, category: &str, kind: &str, country: &str, n: u64, charged: u64) -> UsageRow {
+        UsageRow {
+            key: UsageKey {
+                day: day.parse().unwrap(),
+                waba_id: "W".into(),
+                phone_number_id: "P".into(),
+                category: category.into(),
+                pricing_type: kind.into(),
+                country: country.into(),
+                pricing_model: "PMP".into(),
+            },
+            counts: Counts {
+                messages: n,
+                charged,
+                conversations: 0,
+            },
+        }
+    }
+
+    fn card(csv: &str) -> RateCard {
+        RateCard::new(parse_csv(csv.as_bytes()).unwrap())
+    }
+
+    const CARD: &str = "market,category,currency,rate,effective_from
+BR,marketing,USD,0.0625,2025-07-01
+BR,marketing,USD,0.0700,2026-11-15
+*,utility,USD,0.0080,2025-07-01
+";
+
+    #[test]
+    fn groups_and_prices_by_the_rate_of_each_day() {
+        let rows = [
+            row("2026-11-14", "marketing", "regular", "BR", 3, 3),
+            row("2026-11-15", "marketing", "regular", "BR", 2, 2),
+            row("2026-11-15", "utility", "regular", "DE", 10, 10),
+            row("2026-11-15", "utility", "free_customer_service", "XX", 7, 0),
+        ];
+        let period: Period = "2026-11".parse().unwrap();
+        let r = build(period, &rows, &[Dimension::Category], Some(&card(CARD))).unwrap();
+        assert_eq!(r.lines.len(), 2);
+        // 3 × 0.0625 + 2 × 0.07 = 0.3275, exactly.
+        assert_eq!(r.lines[0].cost, Some(Decimal::new(3275, 4)));
+        assert_eq!(r.lines[1].cost, Some(Decimal::new(8, 2)));
+        assert_eq!(r.total.cost, Some(Decimal::new(4075, 4)));
+        assert_eq!(r.total.counts.messages, 22);
+        let table = r.render(Format::Table);
+        assert!(table.contains("cost_usd"), "{table}");
+        assert!(table.contains("0.33"), "{table}");
+        let csv = r.render(Format::Csv);
+        assert!(csv.starts_with("category,messages,charged,conversations,cost_usd\n"));
+        assert!(csv.contains("marketing,5,5,0,0.3275\n"), "{csv}");
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
+        assert_eq!(json["total"]["cost"], "0.4075");
+        assert_eq!(json["currency"], "USD");
+    }
+
+    #[test]
+    fn a_missing_rate_or_mixed_currencies_is_an_error() {
+        let rows = [
+            row("2025-06-30", "marketing", "regular", "BR", 1, 1),
+            row("2026-11-15", "authentication", "regular", "IN", 1, 1),
+            row("2026-11-15", "service", "free_customer_service", "IN", 1, 0),
+        ];
+        let period: Period = "2026-11".parse().unwrap();
+        let err = build(period, &rows, &[], Some(&card(CARD))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no rate for BR/marketing (from 2025-06-30), IN/authentication (from 2026-11-15): add rows (or a * market) to the rate card and import it again, or report without cost"
+        );
+        let mixed = card(
+            "market,category,currency,rate,effective_from\nBR,marketing,USD,0.06,2025-01-01\n*,marketing,EUR,0.05,2025-01-01\n",
+        );
+        let rows = [
+            row("2026-11-15", "marketing", "regular", "BR", 1, 1),
+            row("2026-11-15", "marketing", "regular", "DE", 1, 1),
+        ];
+        assert_eq!(
+            build(period, &rows, &[], Some(&mixed)),
+            Err(ReportError::MixedCurrencies(vec![
+                "EUR".into(),
+                "USD".into()
+            ]))
+        );
+        assert_eq!(
+            build(period, &rows, &[], Some(&RateCard::default())),
+            Err(ReportError::NoRateCard)
+        );
+        // Without a card, counts only.
+        let r = build(period, &rows, &[Dimension::Country], None).unwrap();
+        assert_eq!(r.total.cost, None);
+        assert!(!r.render(Format::Table).contains("cost"));
+    }
+}
