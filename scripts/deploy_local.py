@@ -125,8 +125,21 @@ def main() -> int:
                 TableName=table,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
             )
-    # A wrong code key still deploys locally and answers with a mock: check every function's code.
+    # ministack's CloudFormation stores numbers that come from a !Ref to a parameter as strings
+    # (CloudFormation converts them); its SQS poller then cannot compare them. Re-apply the
+    # sender's concurrency settings as integers.
     lam = boto3.client("lambda")
+    for logical in functions:
+        name = physical[logical]
+        for esm in lam.list_event_source_mappings(FunctionName=name).get("EventSourceMappings", []):
+            # (boto3 hands the value back already parsed, so re-apply it whatever its type.)
+            limit = (esm.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            if limit is not None:
+                lam.update_event_source_mapping(UUID=esm["UUID"], ScalingConfig={"MaximumConcurrency": int(limit)})
+        reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        if reserved is not None:
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(reserved))
+    # A wrong code key still deploys locally and answers with a mock: check every function's code.
     for logical in functions:
         conf = lam.get_function(FunctionName=physical[logical])["Configuration"]
         if not conf.get("CodeSize"):
