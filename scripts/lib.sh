@@ -43,6 +43,9 @@ start_ministack() {
   fi
   log "starting ministack on 127.0.0.1:$MINISTACK_PORT"
   # BIND_HOST=127.0.0.1: it listens on every interface otherwise.
+  # AWS_ENDPOINT_URL in ministack's own environment is what it gives the Lambda functions it
+  # runs; MINISTACK_FUNCTIONS_ENDPOINT points them elsewhere (the local run's counting proxy).
+  AWS_ENDPOINT_URL="${MINISTACK_FUNCTIONS_ENDPOINT:-$AWS_ENDPOINT_URL}" \
   BIND_HOST=127.0.0.1 GATEWAY_PORT="$MINISTACK_PORT" TMPDIR="$LOCAL/ministack-tmp" \
     nohup "$VENV/bin/ministack" >"$LOCAL/ministack.log" 2>&1 &
   echo $! > "$LOCAL/ministack.pid"

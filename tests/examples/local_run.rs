@@ -131,6 +131,36 @@ async fn main() -> Result<(), Error> {
     let lambda = aws_sdk_lambda::Client::new(&aws);
     let http = reqwest::Client::new();
     let run = now();
+    // The deployed functions reach ministack through scripts/local-up's counting proxy, so
+    // every AWS request they make is counted; COUNTS_URL reads the counts.
+    let counts_url = std::env::var("COUNTS_URL").ok();
+    let snapshot = || async {
+        match &counts_url {
+            Some(u) => Ok::<_, Error>(
+                http.get(u)
+                    .send()
+                    .await?
+                    .json::<BTreeMap<String, usize>>()
+                    .await?,
+            ),
+            None => Ok(BTreeMap::new()),
+        }
+    };
+    // Webhook POSTs the simulator made and got answers to, once there are at least `n`.
+    let (http_ref, sim_ref) = (&http, &sim);
+    let deliveries = |n: usize| async move {
+        let (http, sim) = (http_ref, sim_ref);
+        wait_for("the webhook POSTs to be answered", 30, || async move {
+            let d: Vec<Value> = http
+                .get(format!("{sim}/_sim/deliveries"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok((d.len() >= n && d.iter().all(|d| !d["status"].is_null())).then_some(d.len()))
+        })
+        .await
+    };
 
     step(
         1,
@@ -217,6 +247,8 @@ async fn main() -> Result<(), Error> {
     .await?;
     detail("APPROVED (status webhook → webhook function → templates table)");
 
+    let posts_0 = deliveries(0).await?;
+    let calls_0 = snapshot().await?;
     step(
         4,
         "a customer writes; the webhook opens the 24 h window and feeds the bots' queue",
@@ -270,6 +302,8 @@ async fn main() -> Result<(), Error> {
         closes - now()
     ));
 
+    let posts_1 = deliveries(posts_0 + 1).await?;
+    let calls_1 = snapshot().await?;
     step(
         5,
         "the sample bot answers: a free-form reply and the order_update template",
@@ -382,6 +416,8 @@ async fn main() -> Result<(), Error> {
         ));
     }
 
+    let posts_2 = deliveries(posts_1 + 3 * jobs.len()).await?;
+    let calls_2 = snapshot().await?;
     step(
         8,
         "usage: the usage aggregator counts them; priced from the example rate card",
@@ -452,5 +488,49 @@ async fn main() -> Result<(), Error> {
     for line in usage_report.render(Format::Table).lines() {
         println!("  {line}");
     }
+    if counts_url.is_some() {
+        let inbound = delta(&calls_0, &calls_1);
+        let outbound = delta(&calls_1, &calls_2);
+        println!(
+            "AWS requests   : made by the functions, counted by the proxy (cold starts included)"
+        );
+        print_calls(
+            &format!("1 inbound message ({} webhook POST)", posts_1 - posts_0),
+            &inbound,
+            1.0,
+        );
+        print_calls(
+            &format!(
+                "{} outbound messages ({} status webhook POSTs)",
+                jobs.len(),
+                posts_2 - posts_1
+            ),
+            &outbound,
+            jobs.len() as f64,
+        );
+    }
     Ok(())
+}
+
+/// Calls made between two snapshots, by operation.
+fn delta(
+    before: &BTreeMap<String, usize>,
+    after: &BTreeMap<String, usize>,
+) -> BTreeMap<String, usize> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+fn print_calls(what: &str, calls: &BTreeMap<String, usize>, per: f64) {
+    let total: usize = calls.values().sum();
+    println!(
+        "  {what}: {total} requests, {:.1} per message",
+        total as f64 / per
+    );
+    for (op, n) in calls {
+        println!("    {n:>3}  {op}");
+    }
 }

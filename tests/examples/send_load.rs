@@ -22,9 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use sender::aws::{AwsSenderPorts, SenderResources};
 use sender::memory::{MemorySenderPorts, MemoryStores};
 use sender::{Sender, SenderConfig};
@@ -33,59 +30,13 @@ use shared::adapters::{CachedSecrets, GraphHttpClient, GraphHttpConfig, SecretsM
 use shared::ports::{NumberLimits, SessionStore, UserKey};
 use simulator::{Fault, FaultRoute, PhoneChange, SimConfig, Simulator, Tier};
 
+#[path = "common/counting_proxy.rs"]
+mod counting_proxy;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const WABA: &str = "102290129340398";
 const PHONE: &str = "106540352242922";
-
-/// Counts AWS calls by operation (`X-Amz-Target`, or the query protocol's `Action`).
-#[derive(Default)]
-struct Counts(Mutex<BTreeMap<String, usize>>);
-
-async fn proxy(
-    State((counts, upstream, http)): State<(Arc<Counts>, String, reqwest::Client)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, HeaderMap, Bytes) {
-    let op = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            form_urlencoded::parse(&body)
-                .find(|(k, _)| k == "Action")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_else(|| format!("{method} {}", uri.path()));
-    *counts.0.lock().unwrap().entry(op).or_default() += 1;
-    let mut req = http.request(
-        method,
-        format!(
-            "{upstream}{}",
-            uri.path_and_query().map_or("", |p| p.as_str())
-        ),
-    );
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            req = req.header(k, v);
-        }
-    }
-    match req.body(body).send().await {
-        Ok(r) => {
-            let status = r.status();
-            let mut h = HeaderMap::new();
-            for (k, v) in r.headers() {
-                if k != "content-length" && k != "transfer-encoding" {
-                    h.insert(k, v.clone());
-                }
-            }
-            (status, h, r.bytes().await.unwrap_or_default())
-        }
-        Err(_) => (StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::new()),
-    }
-}
 
 fn job(i: usize) -> String {
     json!({"version": 1, "idempotency_key": format!("load-{i}"), "phone_number_id": PHONE,
@@ -294,15 +245,8 @@ async fn run_ministack(
 ) -> Result<(Option<BTreeMap<String, usize>>, Option<(f64, f64, f64)>), Error> {
     let upstream = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "AWS_ENDPOINT_URL must point at ministack")?;
-    let counts = Arc::new(Counts::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let proxy_url = format!("http://{}", listener.local_addr()?);
-    let app = axum::Router::new().fallback(proxy).with_state((
-        Arc::clone(&counts),
-        upstream.clone(),
-        reqwest::Client::new(),
-    ));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (counts, proxy_url) =
+        counting_proxy::start(upstream.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
 
     // Resources, created directly on ministack (not counted).
     let direct = shared::adapters::aws_sdk_config().await;
@@ -519,7 +463,7 @@ async fn run_ministack(
         (Some(a), Some(a0), Some(b), Some(b0)) => Some((a - a0, b - b0, run)),
         _ => None,
     };
-    let calls = counts.0.lock().unwrap().clone();
+    let calls = counts.snapshot();
     Ok((Some(calls), cpu))
 }
 
