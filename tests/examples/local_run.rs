@@ -1,6 +1,6 @@
 //! The local run: one real conversation through the stack `scripts/local-up` deployed into
 //! ministack, with the Cloud API simulator playing Meta. Every function runs as a real Lambda
-//! process in ministack: the webhook behind the HTTP API, the sender on the send queue, the
+//! process in ministack: the webhook behind its function URL, the sender on the send queue, the
 //! template submitter and the usage aggregator when invoked.
 //!
 //! 1. the operator's first step after a deploy: the secret's app secret and access token;
@@ -16,7 +16,8 @@
 //!
 //! It prints progress, then a summary. It never prints a secret, a phone number or message text.
 //! Settings: `STACK_OUTPUTS` (the stack outputs as JSON), `SIM_URL`, `SIM_APP_SECRET`,
-//! `SIM_ACCESS_TOKEN` (set by `scripts/local-up`).
+//! `SIM_ACCESS_TOKEN`, `WEBHOOK_URL`, and `COUNTS_URL` when the AWS requests are counted (set by
+//! `scripts/local-up`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -188,13 +189,11 @@ async fn main() -> Result<(), Error> {
 
     step(
         2,
-        "webhook: Meta's verification GET and a forged POST, through the HTTP API",
+        "webhook: Meta's verification GET and a forged POST, through its function URL",
     );
-    let endpoint = env("AWS_ENDPOINT_URL")?;
-    let url = format!(
-        "{endpoint}/_aws/execute-api/{}/webhook",
-        output(&outputs, "WebhookApiId")?
-    );
+    // The webhook's function URL as ministack serves it (scripts/local-up derives it from the
+    // WebhookUrl output).
+    let url = env("WEBHOOK_URL")?;
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("hub.mode", "subscribe")
         .append_pair("hub.verify_token", &verify_token)
