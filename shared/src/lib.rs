@@ -8,6 +8,7 @@
 //! - [`ports`]: narrow traits for stores, queues, secrets and the Graph API.
 //! - [`adapters`]: their implementations on DynamoDB, SQS, Secrets Manager and reqwest.
 //! - [`config`]: typed configuration from the environment.
+//! - [`metrics`]: CloudWatch metrics in the embedded metric format.
 //! - [`usage`]: how a priced message is filed for finance (its usage day and partition).
 
 pub mod adapters;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod graph;
 pub mod ingest;
 pub mod job;
+pub mod metrics;
 pub mod policy;
 pub mod ports;
 mod serde_util;

@@ -1012,6 +1012,10 @@ impl<P: SenderPorts> Sender<P> {
             }
         }
         let bodies: Vec<String> = publish.iter().map(|(_, b)| b.clone()).collect();
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        shared::metrics::emit(&outcome_metrics(&bodies, at_ms));
         for ((i, _), res) in publish
             .iter()
             .zip(self.ports.outcomes().send_batch(&bodies).await)
@@ -1252,5 +1256,76 @@ pub mod aws {
         fn redelivery(&self) -> &Self::Redelivery {
             &self.send_queue
         }
+    }
+}
+
+/// EMF documents for a batch's verdicts: `Sends` (accepted), and `Rejects` (refused by policy or
+/// contract) and `Failures` (Meta or transport errors) by reason.
+pub fn outcome_metrics(outcomes: &[String], now_ms: i64) -> Vec<serde_json::Value> {
+    use shared::metrics::{Unit, document};
+    use std::collections::BTreeMap;
+    let mut sends = 0usize;
+    let mut by_reason: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+    for body in outcomes {
+        let Ok(o) = serde_json::from_str::<serde_json::Value>(body) else {
+            continue;
+        };
+        let reason = o["reason"].as_str().unwrap_or("unknown").to_owned();
+        match o["outcome"].as_str() {
+            Some("accepted") => sends += 1,
+            Some("rejected") => *by_reason.entry(("Rejects", reason)).or_default() += 1,
+            Some(_) => *by_reason.entry(("Failures", reason)).or_default() += 1,
+            None => {}
+        }
+    }
+    let mut docs = Vec::new();
+    if sends > 0 {
+        docs.push(document(
+            "sender",
+            &[],
+            &[("Sends", Unit::Count, sends as f64)],
+            now_ms,
+        ));
+    }
+    for ((metric, reason), n) in by_reason {
+        docs.push(document(
+            "sender",
+            &[("Reason", reason.as_str())],
+            &[(metric, Unit::Count, n as f64)],
+            now_ms,
+        ));
+    }
+    docs
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_become_sends_rejects_and_failures_by_reason() {
+        let bodies: Vec<String> = [
+            r#"{"outcome":"accepted"}"#,
+            r#"{"outcome":"accepted"}"#,
+            r#"{"outcome":"rejected","reason":"window_closed"}"#,
+            r#"{"outcome":"rejected","reason":"window_closed"}"#,
+            r#"{"outcome":"rejected","reason":"marketing_opted_out"}"#,
+            r#"{"outcome":"failed","reason":"retries_exhausted"}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let docs = outcome_metrics(&bodies, 1);
+        let find = |metric: &str, reason: Option<&str>| {
+            docs.iter()
+                .find(|d| {
+                    d.get(metric).is_some() && d.get("Reason").and_then(|r| r.as_str()) == reason
+                })
+                .map(|d| d[metric].as_f64().unwrap())
+        };
+        assert_eq!(find("Sends", None), Some(2.0));
+        assert_eq!(find("Rejects", Some("window_closed")), Some(2.0));
+        assert_eq!(find("Rejects", Some("marketing_opted_out")), Some(1.0));
+        assert_eq!(find("Failures", Some("retries_exhausted")), Some(1.0));
+        assert_eq!(docs.len(), 4);
     }
 }

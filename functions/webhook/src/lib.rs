@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use futures_util::future::join_all;
 use shared::ingest::{self, IngestConfig, IngestPorts, Outcome, single_item_envelope};
+use shared::metrics::Unit;
 use shared::ports::{MessageQueue, Quarantine, SecretSource};
 use shared::signature::{self, SignatureError};
 use shared::webhook::Envelope;
@@ -86,6 +87,8 @@ pub struct Tally {
     pub skipped: usize,
     /// Items handed to the event processor.
     pub queued: usize,
+    /// Inbound messages that opened or extended a customer-service window.
+    pub window_hits: usize,
 }
 
 impl<P, S, E, Q> Webhook<P, S, E, Q>
@@ -98,7 +101,22 @@ where
     pub async fn handle(&self, req: Request<'_>, now_ms: i64) -> Response {
         match req.method {
             "GET" => self.verify(req.query).await,
-            "POST" => self.receive(req.signature, req.body, now_ms).await.0,
+            "POST" => {
+                let started = std::time::Instant::now();
+                let (response, tally) = self.receive(req.signature, req.body, now_ms).await;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                shared::metrics::emit(&[shared::metrics::document(
+                    "webhook",
+                    &[],
+                    &[
+                        ("WebhookLatency", Unit::Milliseconds, ms),
+                        ("WebhookItems", Unit::Count, tally.items as f64),
+                        ("WindowHits", Unit::Count, tally.window_hits as f64),
+                    ],
+                    now_ms,
+                )]);
+                response
+            }
             _ => Response::text(405, "method not allowed"),
         }
     }
@@ -186,7 +204,12 @@ where
             .await;
             for (&(ctx, item), result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(Outcome::Applied) => tally.applied += 1,
+                    Ok(Outcome::Applied) => {
+                        tally.applied += 1;
+                        if matches!(item, shared::webhook::Item::Message { .. }) {
+                            tally.window_hits += 1;
+                        }
+                    }
                     Ok(Outcome::Duplicate | Outcome::InFlight) => tally.duplicates += 1,
                     Ok(Outcome::Skipped(reason)) => {
                         tally.skipped += 1;
