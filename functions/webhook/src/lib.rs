@@ -39,7 +39,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn text(status: u16, body: impl Into<String>) -> Self {
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
         Response {
             status,
             content_type: "text/plain",
@@ -274,21 +274,49 @@ fn item_field(item: &shared::webhook::Item<'_>) -> String {
     }
 }
 
-/// The query parameters of a Lambda HTTP request (HTTP API payload 2.0 or function URL): the
-/// parsed `queryStringParameters` when present, else the raw query string of the URI.
-pub fn query_map(req: &lambda_http::Request) -> HashMap<String, String> {
-    use lambda_http::RequestExt;
-    let parsed = req.query_string_parameters();
-    if !parsed.is_empty() {
-        return parsed
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+/// A function URL request as the handler needs it. Built by hand from the event, tolerantly: a
+/// query string that is not a valid URI (which `lambda_http` panics on) is still parsed, so a
+/// malformed request gets an answer, not a function error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    pub method: String,
+    pub query: HashMap<String, String>,
+    pub signature: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    /// `None` when the body claims base64 and is not.
+    pub fn from_event(
+        event: &aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest,
+    ) -> Option<Self> {
+        use base64::Engine;
+        let body = match (&event.body, event.is_base64_encoded) {
+            (None, _) => Vec::new(),
+            (Some(b), false) => b.as_bytes().to_vec(),
+            (Some(b), true) => base64::engine::general_purpose::STANDARD.decode(b).ok()?,
+        };
+        let query = match event.raw_query_string.as_deref() {
+            Some(q) if !q.is_empty() => form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+            _ => event.query_string_parameters.clone(),
+        };
+        Some(Incoming {
+            method: event
+                .request_context
+                .http
+                .method
+                .clone()
+                .unwrap_or_default()
+                .to_ascii_uppercase(),
+            query,
+            signature: event
+                .headers
+                .get(shared::signature::SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body,
+        })
     }
-    req.uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

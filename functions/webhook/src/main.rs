@@ -1,17 +1,19 @@
 //! Lambda entry point of the `webhook` function: wiring only.
 
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::{
     AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, aws_sdk_config,
     s3_client,
 };
 use shared::config::ProcessEnv;
-use shared::signature::SIGNATURE_HEADER;
-use webhook::{Config, Webhook};
+use webhook::{Config, Incoming, Webhook};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(&ProcessEnv).expect("webhook configuration");
     let aws = aws_sdk_config().await;
     let handler = Webhook {
@@ -32,33 +34,35 @@ async fn main() -> Result<(), Error> {
         settings: config.settings,
     };
     let handler = &handler;
-    run(service_fn(move |req: Request| async move {
-        let query = webhook::query_map(&req);
-        let signature = req
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let body: &[u8] = req.body().as_ref();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as i64;
-        let out = handler
-            .handle(
-                webhook::Request {
-                    method: req.method().as_str(),
-                    query: &query,
-                    signature,
-                    body,
-                },
-                now_ms,
-            )
-            .await;
-        Ok::<_, Error>(
-            Response::builder()
-                .status(out.status)
-                .header("content-type", out.content_type)
-                .body(Body::from(out.body))?,
-        )
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            let out = match Incoming::from_event(&event.payload) {
+                Some(req) => {
+                    handler
+                        .handle(
+                            webhook::Request {
+                                method: &req.method,
+                                query: &req.query,
+                                signature: req.signature.as_deref(),
+                                body: &req.body,
+                            },
+                            now_ms,
+                        )
+                        .await
+                }
+                None => webhook::Response::text(400, "body is not valid base64"),
+            };
+            let mut response = LambdaFunctionUrlResponse::default();
+            response.status_code = i64::from(out.status);
+            response
+                .headers
+                .insert("content-type", out.content_type.parse()?);
+            response.body = Some(out.body);
+            Ok::<_, Error>(response)
+        },
+    ))
     .await
 }
