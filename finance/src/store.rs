@@ -65,6 +65,25 @@ fn num<T: std::str::FromStr>(i: &Item, k: &str) -> Option<T> {
     i.get(k)?.as_n().ok()?.parse().ok()
 }
 
+/// Every item of a paginated read; `page(start)` fetches the page that begins at `start` and
+/// returns its items and where the next one begins.
+async fn all_items<F, Fut>(mut page: F) -> Result<Vec<Item>, StoreError>
+where
+    F: FnMut(Option<Item>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<Item>), StoreError>>,
+{
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let (items, next) = page(start.take()).await?;
+        out.extend(items);
+        match next {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// The partition of a day's counters.
 pub fn day_pk(day: NaiveDate) -> String {
     format!("D#{}", day.format("%Y-%m-%d"))
@@ -104,26 +123,22 @@ impl PricedIndex {
         day: NaiveDate,
     ) -> Result<Vec<PricedMessage>, StoreError> {
         let partition = shared::usage::usage_partition(phone_number_id, day);
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
+        let (client, table, partition) = (&self.client, &self.table, &partition);
+        let items = all_items(|start| async move {
+            let page = client
                 .query()
-                .table_name(&self.table)
+                .table_name(table)
                 .index_name(shared::usage::USAGE_INDEX)
                 .key_condition_expression("usage_pk = :p")
-                .expression_attribute_values(":p", s(&partition))
-                .set_exclusive_start_key(start.take())
+                .expression_attribute_values(":p", s(partition))
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| StoreError::new("usage_index.query", e.into_service_error()))?;
-            out.extend(page.items().iter().filter_map(priced));
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await?;
+        Ok(items.iter().filter_map(priced).collect())
     }
 }
 
@@ -164,26 +179,22 @@ impl UsageTable {
 
     /// Every counter of one partition (a day's or a month's), keyed by sort key.
     pub async fn partition(&self, pk: &str) -> Result<Vec<UsageRow>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
+        let (client, table) = (&self.client, &self.table);
+        let items = all_items(|start| async move {
+            let page = client
                 .query()
-                .table_name(&self.table)
+                .table_name(table)
                 .key_condition_expression("pk = :p")
                 .expression_attribute_values(":p", s(pk))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| StoreError::new("usage.query", e.into_service_error()))?;
-            out.extend(page.items().iter().filter_map(usage_row));
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await?;
+        Ok(items.iter().filter_map(usage_row).collect())
     }
 
     /// The day counters of a period.
@@ -372,45 +383,42 @@ impl RateTable {
 
     /// The whole card.
     pub async fn load(&self) -> Result<Vec<Rate>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
+        let (client, table) = (&self.client, &self.table);
+        let items = all_items(|start| async move {
+            let page = client
                 .scan()
-                .table_name(&self.table)
+                .table_name(table)
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| StoreError::new("rates.scan", e.into_service_error()))?;
-            for i in page.items() {
-                let rate = (|| {
-                    Some(Rate {
-                        market: text(i, "market")?,
-                        category: text(i, "category")?,
-                        currency: Currency::from_code(&text(i, "currency")?)?,
-                        rate: text(i, "rate")?.parse::<Decimal>().ok()?,
-                        effective_from: text(i, "effective_from")?.parse().ok()?,
-                    })
-                })();
-                match rate {
-                    Some(r) => out.push(r),
-                    None => {
-                        return Err(StoreError::new(
-                            "rates.scan",
-                            format!(
-                                "unreadable rate item {:?}",
-                                text(i, "pk").unwrap_or_default()
-                            ),
-                        ));
-                    }
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await?;
+        items
+            .iter()
+            .map(|i| {
+                rate(i).ok_or_else(|| {
+                    StoreError::new(
+                        "rates.scan",
+                        format!(
+                            "unreadable rate item {:?}",
+                            text(i, "pk").unwrap_or_default()
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
+}
+
+fn rate(i: &Item) -> Option<Rate> {
+    Some(Rate {
+        market: text(i, "market")?,
+        category: text(i, "category")?,
+        currency: Currency::from_code(&text(i, "currency")?)?,
+        rate: text(i, "rate")?.parse::<Decimal>().ok()?,
+        effective_from: text(i, "effective_from")?.parse().ok()?,
+    })
 }
