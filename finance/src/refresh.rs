@@ -43,7 +43,7 @@ pub async fn refresh(
         for pn in numbers {
             let messages = index.day(pn, day).await?;
             stats.messages += messages.len();
-            let prior = before.get(pn.as_str()).cloned().unwrap_or_default();
+            let prior = before.remove(pn.as_str()).unwrap_or_default();
             fresh.extend(count_day(day, &messages, &prior));
             before.insert(pn, conversations(&messages));
         }

@@ -539,11 +539,10 @@ async fn reconciliation_balances_and_finds_a_dropped_webhook() {
     seed_template(&rig, "otp", "AUTHENTICATION", "APPROVED").await;
 
     // Users in four countries; two of them write first (service and free utility).
-    let br = user(&rig, "5511987654321", true).await;
-    let in_ = user(&rig, "919876543210", false).await;
-    let gb = user(&rig, "447700900123", true).await;
-    let de = user(&rig, "4915123456789", false).await;
-    let _ = (&br, &in_, &gb, &de);
+    user(&rig, "5511987654321", true).await;
+    user(&rig, "919876543210", false).await;
+    user(&rig, "447700900123", true).await;
+    user(&rig, "4915123456789", false).await;
     let mut wamids = Vec::new();
     for (to, msg) in [
         ("5511987654321", template("promo", &["Ann", "1"])),
@@ -613,7 +612,7 @@ async fn reconciliation_balances_and_finds_a_dropped_webhook() {
     assert_eq!(line(&r, "service", "BR"), Some((1, 1)));
 
     // A message whose every webhook is lost: Meta counted it, we did not.
-    let _ng = user(&rig, victim, false).await;
+    user(&rig, victim, false).await;
     send(&rig, victim, template("promo", &["Ann", "8"])).await;
     eventually("the victim's webhooks to be dropped", || async {
         proxy.dropped.load(Ordering::SeqCst) >= 3
