@@ -20,7 +20,7 @@ use shared::ports::{
 };
 use simulator::{Fault, FaultRoute, InboundSpec, SimConfig, Simulator, Tier};
 
-use crate::support::{IngestStack, drain, ingest_stack, now, queue, table};
+use crate::support::{IngestStack, drain, ingest_stack, now, queue, raw_item, table};
 use crate::webhook::{PHONE, WABA, eventually, front, webhook};
 
 pub(crate) struct Rig {
@@ -456,19 +456,13 @@ async fn each_gate_refuses_with_its_reason_and_no_graph_call() {
 
     // The template outside the window took one slot of the portfolio's budget; the reply in
     // the window took none.
-    let control = aws_sdk_dynamodb::Client::new(&rig.stack.aws)
-        .get_item()
-        .table_name(&rig.resources.control_table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("BUDGET#{WABA}")),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let control = raw_item(
+        &aws_sdk_dynamodb::Client::new(&rig.stack.aws),
+        &rig.resources.control_table,
+        &format!("BUDGET#{WABA}"),
+    )
+    .await
+    .unwrap();
     let used: u32 = shared::adapters::budget_buckets(&control).values().sum();
     assert_eq!(used, 1);
 

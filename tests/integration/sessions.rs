@@ -126,3 +126,55 @@ async fn ttl_outlives_every_window_the_item_holds() {
     let ttl: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
     assert!(ttl > t + CSW_SECONDS + 24 * 3600 + FEP_SECONDS);
 }
+
+/// The phone-number alias of a business-scoped id, on the contacts table.
+mod aliases {
+    use shared::adapters::DynamoContactStore;
+    use shared::ports::ContactStore;
+
+    use crate::support::{aws, now, raw_item, table};
+
+    const PN: &str = "106540352242922";
+
+    async fn store() -> (DynamoContactStore, aws_sdk_dynamodb::Client, String) {
+        let client = aws_sdk_dynamodb::Client::new(&aws().await);
+        let name = table(&client, "contacts").await;
+        (DynamoContactStore::new(client.clone(), &name), client, name)
+    }
+
+    async fn seen_at(client: &aws_sdk_dynamodb::Client, table: &str, wa_id: &str) -> i64 {
+        let item = raw_item(client, table, &format!("PN#{PN}#W#{wa_id}"))
+            .await
+            .unwrap();
+        item["seen_at"].as_n().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_latest_mapping_wins_and_an_older_message_cannot_take_it_back() {
+        let (c, client, name) = store().await;
+        let t = now();
+        c.record_alias(PN, "447700900201", "GB.1", t).await.unwrap();
+        // Every later message repeats the pair: nothing to write, the first sighting stays.
+        c.record_alias(PN, "447700900201", "GB.1", t + 60)
+            .await
+            .unwrap();
+        assert_eq!(seen_at(&client, &name, "447700900201").await, t);
+        // The number now belongs to another business-scoped id.
+        c.record_alias(PN, "447700900201", "GB.2", t + 120)
+            .await
+            .unwrap();
+        // A late message from before the change carries the old id: refused.
+        c.record_alias(PN, "447700900201", "GB.1", t + 90)
+            .await
+            .unwrap();
+        assert_eq!(
+            c.resolve_alias(PN, "447700900201")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("GB.2")
+        );
+        assert_eq!(seen_at(&client, &name, "447700900201").await, t + 120);
+        assert_eq!(c.resolve_alias(PN, "447700900202").await.unwrap(), None);
+    }
+}

@@ -75,6 +75,23 @@ pub async fn table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
 }
 
 /// Creates an on-demand table keyed by string `pk` and `sk` (the usage and rate-card tables).
+/// The item under string partition key `pk`, read consistently, as the table holds it.
+pub async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+}
+
 pub async fn sorted_table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
     let name = unique(prefix);
     let attr = |n: &str| {

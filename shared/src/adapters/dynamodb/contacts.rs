@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{n, num, s, text, update_conditionally};
+use super::{Item, n, num, s, text, update_conditionally};
 use crate::policy::Consent;
 use crate::ports::{ConsentEvent, ContactStore, StoreError, UserKey};
 
@@ -34,6 +34,17 @@ fn attribute(e: ConsentEvent) -> &'static str {
 
 fn user_pk(key: &UserKey) -> String {
     format!("PN#{}#U#{}", key.phone_number_id, key.user)
+}
+
+fn alias_pk(phone_number_id: &str, wa_id: &str) -> String {
+    format!("PN#{phone_number_id}#W#{wa_id}")
+}
+
+/// Whether `user_id` differs from the alias item as read (absent counts as different).
+fn alias_is_news(current: Option<&Item>, user_id: &str) -> bool {
+    current
+        .and_then(|i| text(i, "user_id"))
+        .is_none_or(|u| u != user_id)
 }
 
 impl ContactStore for DynamoContactStore {
@@ -82,14 +93,33 @@ impl ContactStore for DynamoContactStore {
         user_id: &str,
         at: i64,
     ) -> Result<(), StoreError> {
-        // A BSUID changes when the user changes number: the latest mapping wins.
+        // Every inbound message carries the pair, and it almost never changes: read first (an
+        // eventually consistent read costs a tenth of a write) and write only news. A stale
+        // read costs at most a write whose condition refuses it.
+        let pk = alias_pk(phone_number_id, wa_id);
+        let current = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk.clone()))
+            .projection_expression("user_id")
+            .send()
+            .await
+            .map_err(|e| StoreError::new("contacts.alias_get", e))?
+            .item;
+        if !alias_is_news(current.as_ref(), user_id) {
+            return Ok(());
+        }
+        // A BSUID changes when the user changes number: the latest mapping wins. `seen_at` is
+        // when the stored mapping was first seen, so a message older than that, carrying an
+        // earlier mapping, cannot take it back.
         update_conditionally(
             &self.client,
             &self.table,
-            s(format!("PN#{phone_number_id}#W#{wa_id}")),
+            s(pk),
             "contacts.record_alias",
             "SET user_id = :u, seen_at = :t",
-            "attribute_not_exists(seen_at) OR seen_at < :t",
+            "attribute_not_exists(user_id) OR (user_id <> :u AND seen_at < :t)",
             vec![(":u", s(user_id)), (":t", n(at))],
         )
         .await?;
@@ -105,10 +135,24 @@ impl ContactStore for DynamoContactStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("PN#{phone_number_id}#W#{wa_id}")))
+            .key("pk", s(alias_pk(phone_number_id, wa_id)))
             .send()
             .await
             .map_err(|e| StoreError::new("contacts.resolve_alias", e))?;
         Ok(out.item.and_then(|i| text(&i, "user_id")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_new_or_changed_alias_is_written() {
+        let item = |u: &str| Item::from([("user_id".to_owned(), s(u))]);
+        assert!(alias_is_news(None, "US.1"));
+        assert!(alias_is_news(Some(&Item::new()), "US.1"));
+        assert!(alias_is_news(Some(&item("US.1")), "US.2"));
+        assert!(!alias_is_news(Some(&item("US.1")), "US.1"));
     }
 }
