@@ -18,7 +18,7 @@ use shared::metrics::Unit;
 use shared::ports::{MessageQueue, Quarantine, SecretSource};
 use shared::signature::{self, SignatureError};
 use shared::webhook::Envelope;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// An HTTP request, as the Lambda adapter hands it over (body already base64-decoded).
 #[derive(Debug, Clone, Copy)]
@@ -87,8 +87,28 @@ pub struct Tally {
     pub skipped: usize,
     /// Items handed to the event processor.
     pub queued: usize,
+    /// Inbound messages (customer messages and echoes) the POST carried.
+    pub inbound: usize,
     /// Inbound messages that opened or extended a customer-service window.
     pub window_hits: usize,
+}
+
+impl Tally {
+    /// The POST's EMF document. Logs are most of what a webhook costs beyond its invocation,
+    /// so it holds only what applies: `WindowHits` only when the POST carried inbound messages
+    /// (a status-only POST has no window to hit, and a missing value leaves the metric's sum
+    /// unchanged), the latency to the microsecond.
+    pub fn metrics(&self, latency_ms: f64, now_ms: i64) -> serde_json::Value {
+        let latency = (latency_ms * 1000.0).round() / 1000.0;
+        let mut metrics = vec![
+            ("WebhookLatency", Unit::Milliseconds, latency),
+            ("WebhookItems", Unit::Count, self.items as f64),
+        ];
+        if self.inbound > 0 {
+            metrics.push(("WindowHits", Unit::Count, self.window_hits as f64));
+        }
+        shared::metrics::document("webhook", &[], &metrics, now_ms)
+    }
 }
 
 impl<P, S, E, Q> Webhook<P, S, E, Q>
@@ -105,16 +125,7 @@ where
                 let started = std::time::Instant::now();
                 let (response, tally) = self.receive(req.signature, req.body, now_ms).await;
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
-                shared::metrics::emit(&[shared::metrics::document(
-                    "webhook",
-                    &[],
-                    &[
-                        ("WebhookLatency", Unit::Milliseconds, ms),
-                        ("WebhookItems", Unit::Count, tally.items as f64),
-                        ("WindowHits", Unit::Count, tally.window_hits as f64),
-                    ],
-                    now_ms,
-                )]);
+                shared::metrics::emit(&[tally.metrics(ms, now_ms)]);
                 response
             }
             _ => Response::text(405, "method not allowed"),
@@ -196,6 +207,10 @@ where
         };
         let items: Vec<_> = envelope.items().collect();
         tally.items = items.len();
+        tally.inbound = items
+            .iter()
+            .filter(|(_, i)| matches!(i, shared::webhook::Item::Message { .. }))
+            .count();
         let mut failed = Vec::new();
         for chunk in items.chunks(self.settings.concurrency.max(1)) {
             let results = join_all(chunk.iter().map(|&(ctx, item)| {
@@ -240,14 +255,24 @@ where
             }
             tally.queued += 1;
         }
-        info!(
-            items = tally.items,
-            applied = tally.applied,
-            duplicates = tally.duplicates,
-            skipped = tally.skipped,
-            queued = tally.queued,
-            "webhook processed"
-        );
+        // An ordinary POST says everything in its metrics document; only the unusual ones
+        // (duplicates, skipped or queued items) are worth an INFO line of their own.
+        if tally.duplicates + tally.skipped + tally.queued > 0 {
+            info!(
+                items = tally.items,
+                applied = tally.applied,
+                duplicates = tally.duplicates,
+                skipped = tally.skipped,
+                queued = tally.queued,
+                "webhook processed"
+            );
+        } else {
+            debug!(
+                items = tally.items,
+                applied = tally.applied,
+                "webhook processed"
+            );
+        }
         (Response::text(200, "ok"), tally)
     }
 }

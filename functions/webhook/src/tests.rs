@@ -185,6 +185,39 @@ async fn a_batched_payload_processes_every_entry_change_and_item() {
 }
 
 #[tokio::test]
+async fn window_hits_are_reported_only_for_posts_carrying_inbound_messages() {
+    let w = webhook();
+    let (_, tally) = signed(&w, &fixture("batched-2-entries-2-changes.json")).await;
+    assert_eq!((tally.inbound, tally.window_hits), (4, 4));
+    let doc = tally.metrics(7.123_456_7, 1_795_435_200_000);
+    assert_eq!(doc["WindowHits"], 4.0);
+    assert_eq!(doc["WebhookItems"], 6.0);
+    assert_eq!(doc["WebhookLatency"], 7.123, "rounded to the microsecond");
+    let names = |d: &serde_json::Value| {
+        d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&doc),
+        ["WebhookLatency", "WebhookItems", "WindowHits"]
+    );
+
+    // Statuses only: no window to hit, so no value (the metric's sum is unchanged).
+    let statuses = Tally {
+        items: 1,
+        applied: 1,
+        ..Tally::default()
+    };
+    let doc = statuses.metrics(7.0, 1_795_435_200_000);
+    assert!(doc.get("WindowHits").is_none());
+    assert_eq!(names(&doc), ["WebhookLatency", "WebhookItems"]);
+}
+
+#[tokio::test]
 async fn unknown_and_malformed_changes_are_skipped_not_failed() {
     let w = webhook();
     let (resp, tally) = signed(&w, &fixture("malformed-known-field.json")).await;
