@@ -6,6 +6,11 @@ is in its venv). Each function's code is the host (x86-64) build of its binary, 
 package. Afterwards it re-applies what ministack's CloudFormation ignores on create (DynamoDB
 TTL), checks that every function got its code, and prints the stack outputs as JSON.
 
+Lambda's advanced logging controls reach a function as AWS_LAMBDA_LOG_FORMAT and
+AWS_LAMBDA_LOG_LEVEL, which ministack stores but does not set: they are added to each function's
+environment from its LoggingConfig, so local functions log exactly as they do in the cloud (the
+local run measures their log volume).
+
 Usage: python scripts/deploy_local.py STACK_NAME BINARY_DIR [KEY=VALUE ...]   (template parameters)
 """
 
@@ -63,9 +68,15 @@ def main() -> int:
         if "BucketAlready" not in str(e):
             raise
     functions = []
+    global_logging = template.get("Globals", {}).get("Function", {}).get("LoggingConfig", {})
     for logical, res in template["Resources"].items():
         if res["Type"] != "AWS::Serverless::Function":
             continue
+        logging = {**global_logging, **res["Properties"].get("LoggingConfig", {})}
+        if logging.get("LogFormat") == "JSON":
+            variables = res["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
+            variables["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            variables["AWS_LAMBDA_LOG_LEVEL"] = logging.get("ApplicationLogLevel", "INFO")
         binary = res["Metadata"]["BuildProperties"]["Binary"]
         data = (bin_dir / binary).read_bytes()
         buf = io.BytesIO()

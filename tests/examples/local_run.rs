@@ -262,46 +262,66 @@ async fn main() -> Result<(), Error> {
         .json()
         .await?;
     let user_id = user["user_id"].as_str().ok_or("no user id")?.to_owned();
-    http.post(format!("{sim}/_sim/users/{user_id}/messages"))
-        .json(&json!({"phone_number_id": PHONE,
-                      "message": {"type": "text", "text": {"body": "Hi, where is my order?"}}}))
-        .send()
-        .await?
-        .error_for_status()?;
     let inbound_url = output(&outputs, "InboundQueueUrl")?;
-    let event: shared::ingest::InboundEvent = wait_for("the inbound event", 30, || async {
-        let got = sqs
-            .receive_message()
-            .queue_url(inbound_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
+    // The customer writes; returns the event the bots receive for that text.
+    let (sqs_ref, user_ref) = (&sqs, &user_id);
+    let writes = |text: &'static str| async move {
+        let (sqs, user_id) = (sqs_ref, user_ref);
+        http_ref
+            .post(format!("{sim_ref}/_sim/users/{user_id}/messages"))
+            .json(&json!({"phone_number_id": PHONE,
+                          "message": {"type": "text", "text": {"body": text}}}))
             .send()
-            .await?;
-        for m in got.messages.unwrap_or_default() {
-            if let Some(h) = m.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(inbound_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await?;
+            .await?
+            .error_for_status()?;
+        wait_for("the inbound event", 30, || async move {
+            let got = sqs
+                .receive_message()
+                .queue_url(inbound_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            let mut found = None;
+            for m in got.messages.unwrap_or_default() {
+                if let Some(h) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(inbound_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await?;
+                }
+                let e: shared::ingest::InboundEvent =
+                    serde_json::from_str(m.body().unwrap_or_default())?;
+                let same_text = matches!(&e.message.content,
+                    shared::webhook::MessageContent::Text(t) if t.body == text);
+                if e.user.user_id.as_deref() == Some(user_id.as_str()) && same_text {
+                    found = Some(e);
+                }
             }
-            let e: shared::ingest::InboundEvent =
-                serde_json::from_str(m.body().unwrap_or_default())?;
-            if e.user.user_id.as_deref() == Some(user_id.as_str()) {
-                return Ok(Some(e));
-            }
-        }
-        Ok(None)
-    })
-    .await?;
+            Ok(found)
+        })
+        .await
+    };
+    let event = writes("Hi, where is my order?").await?;
     let closes = event.window_closes_at.unwrap_or_default();
     detail(format!(
         "inbound {} message on the bots' queue; window closes in {} s",
         event.message.content.type_name(),
         closes - now()
     ));
+    let posts_first = deliveries(posts_0 + 1).await?;
+    let calls_first = snapshot().await?;
+    // A second message: the common case, a customer already known (their phone number is
+    // already an alias of their business-scoped id, so nothing to write for it).
+    let event = writes("It is order A-1001").await?;
+    let closes = event.window_closes_at.unwrap_or_default();
+    detail(format!(
+        "a second message on the bots' queue; window extended, closes in {} s",
+        closes - now()
+    ));
 
-    let posts_1 = deliveries(posts_0 + 1).await?;
+    let posts_1 = deliveries(posts_first + 1).await?;
     let calls_1 = snapshot().await?;
     step(
         5,
@@ -488,14 +508,26 @@ async fn main() -> Result<(), Error> {
         println!("  {line}");
     }
     if counts_url.is_some() {
-        let inbound = delta(&calls_0, &calls_1);
+        let first = delta(&calls_0, &calls_first);
+        let second = delta(&calls_first, &calls_1);
         let outbound = delta(&calls_1, &calls_2);
         println!(
             "AWS requests   : made by the functions, counted by the proxy (cold starts included)"
         );
         print_calls(
-            &format!("1 inbound message ({} webhook POST)", posts_1 - posts_0),
-            &inbound,
+            &format!(
+                "a new customer's first message ({} webhook POST)",
+                posts_first - posts_0
+            ),
+            &first,
+            1.0,
+        );
+        print_calls(
+            &format!(
+                "their second message ({} webhook POST)",
+                posts_1 - posts_first
+            ),
+            &second,
             1.0,
         );
         print_calls(
