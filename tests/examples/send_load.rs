@@ -204,6 +204,7 @@ async fn main() -> Result<(), Error> {
     println!("130429 answers   : {}", r.throttled);
     println!("other errors     : {}", r.other_errors);
     println!("wall time        : {:.1} s", wall.as_secs_f64());
+    print_invocations(r.accepted);
     let calls_total: usize = calls.as_ref().map_or(0, |c| c.values().sum());
     if let Some(calls) = calls {
         let total = calls_total;
@@ -234,6 +235,41 @@ async fn main() -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// Each sender invocation's handler time (ms) and batch size: what Lambda would bill.
+static INVOCATIONS: Mutex<Vec<(f64, usize)>> = Mutex::new(Vec::new());
+
+async fn timed_handle<P: sender::SenderPorts>(
+    sender: &Sender<P>,
+    records: &[SqsMessage],
+    now_ms: i64,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let started = Instant::now();
+    let response = sender.handle(records, now_ms, now_ms + 30_000).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    INVOCATIONS.lock().unwrap().push((ms, records.len()));
+    response
+}
+
+/// The sender's handler time per invocation and per accepted message.
+fn print_invocations(accepted: usize) {
+    let mut inv = INVOCATIONS.lock().unwrap().clone();
+    if inv.is_empty() {
+        return;
+    }
+    inv.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = inv.iter().map(|(ms, _)| ms).sum();
+    let records: usize = inv.iter().map(|(_, n)| n).sum();
+    println!(
+        "sender handler   : {} invocations of {:.1} records on average; median {:.0} ms, p90 {:.0} ms; \
+         {:.1} ms of handler time per accepted message (Graph latency 100 ms)",
+        inv.len(),
+        records as f64 / inv.len() as f64,
+        inv[inv.len() / 2].0,
+        inv[inv.len() * 9 / 10].0,
+        total / accepted.max(1) as f64
+    );
 }
 
 async fn run_ministack(
@@ -423,7 +459,7 @@ async fn run_ministack(
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_millis() as i64;
-                let response = sender.handle(&records, now_ms, now_ms + 30_000).await;
+                let response = timed_handle(&sender, &records, now_ms).await;
                 let ok: Vec<_> = records
                     .iter()
                     .filter(|r| {
@@ -518,7 +554,7 @@ async fn run_memory(
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_millis() as i64;
-                let response = sender.handle(&records, now_ms, now_ms + 30_000).await;
+                let response = timed_handle(&sender, &records, now_ms).await;
                 let mut q = queue.lock().unwrap();
                 for r in &records {
                     if response
