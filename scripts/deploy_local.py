@@ -9,7 +9,9 @@ TTL), checks that every function got its code, and prints the stack outputs as J
 Lambda's advanced logging controls reach a function as AWS_LAMBDA_LOG_FORMAT and
 AWS_LAMBDA_LOG_LEVEL, which ministack stores but does not set: they are added to each function's
 environment from its LoggingConfig, so local functions log exactly as they do in the cloud (the
-local run measures their log volume).
+local run measures their log volume). Each function also gets AWS_SDK_UA_APP_ID, its logical id,
+which its AWS SDK puts in every request's user agent: the local run's counting proxy attributes
+requests to functions by it, to check them against the template's policies (check_iam.py).
 
 Usage: python scripts/deploy_local.py STACK_NAME BINARY_DIR [KEY=VALUE ...]   (template parameters)
 """
@@ -73,8 +75,9 @@ def main() -> int:
         if res["Type"] != "AWS::Serverless::Function":
             continue
         logging = {**global_logging, **res["Properties"].get("LoggingConfig", {})}
+        variables = res["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
+        variables["AWS_SDK_UA_APP_ID"] = logical
         if logging.get("LogFormat") == "JSON":
-            variables = res["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
             variables["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
             variables["AWS_LAMBDA_LOG_LEVEL"] = logging.get("ApplicationLogLevel", "INFO")
         binary = res["Metadata"]["BuildProperties"]["Binary"]
