@@ -291,33 +291,49 @@ async fn inbound<P: IngestPorts>(
     let mut window = WindowState::default();
     let mut keyword = None;
     if message.is_from_user() {
-        // Idempotent and monotonic: safe to repeat on every delivery.
-        window = ports
-            .sessions()
-            .record_inbound(&key, message.timestamp, message.referral.is_some())
-            .await?;
-        if let (Some(u), Some(w)) = (user_id, wa_id) {
-            ports
-                .contacts()
-                .record_alias(&metadata.phone_number_id, w, u, message.timestamp)
-                .await?;
-        }
-        if let Some(text) = keyword_text(message) {
-            let event = if is_keyword(text, &config.opt_out_keywords) {
+        // The window, the alias and a consent keyword are independent, idempotent and
+        // monotonic: written concurrently (the acknowledgement waits for the slowest, not the
+        // sum), and safe to repeat on every delivery.
+        let consent = keyword_text(message).and_then(|text| {
+            if is_keyword(text, &config.opt_out_keywords) {
                 Some((ConsentEvent::OptOut, "opt_out"))
             } else if is_keyword(text, &config.opt_in_keywords) {
                 Some((ConsentEvent::OptIn, "opt_in"))
             } else {
                 None
-            };
-            if let Some((event, label)) = event {
-                ports
-                    .contacts()
-                    .record_consent(&key, event, message.timestamp)
-                    .await?;
-                keyword = Some(label.to_owned());
             }
-        }
+        });
+        let alias = async {
+            match (user_id, wa_id) {
+                (Some(u), Some(w)) => {
+                    ports
+                        .contacts()
+                        .record_alias(&metadata.phone_number_id, w, u, message.timestamp)
+                        .await
+                }
+                _ => Ok(()),
+            }
+        };
+        let keyword_write = async {
+            match consent {
+                Some((event, _)) => {
+                    ports
+                        .contacts()
+                        .record_consent(&key, event, message.timestamp)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (w, (), ()) = tokio::try_join!(
+            ports
+                .sessions()
+                .record_inbound(&key, message.timestamp, message.referral.is_some()),
+            alias,
+            keyword_write,
+        )?;
+        window = w;
+        keyword = consent.map(|(_, label)| label.to_owned());
     }
     // Forward to bots exactly once.
     let record = format!("in#{}", message.id);
