@@ -1,7 +1,8 @@
 //! The local run: one real conversation through the stack `scripts/local-up` deployed into
 //! ministack, with the Cloud API simulator playing Meta. Every function runs as a real Lambda
 //! process in ministack: the webhook behind its function URL, the sender on the send queue, the
-//! template submitter and the usage aggregator when invoked.
+//! event processor on the events queue, the template submitter and the usage aggregator when
+//! invoked.
 //!
 //! 1. the operator's first step after a deploy: the secret's app secret and access token;
 //! 2. Meta's verification GET, and a forged POST refused;
@@ -12,7 +13,10 @@
 //! 5. a sample bot reads it and answers with two send jobs (a free-form reply and the template);
 //! 6. the sender delivers both through the simulator; one outcome each on the outcomes queue;
 //! 7. the simulator's sent, delivered and read statuses come back through the webhook;
-//! 8. the usage aggregator counts them into the usage table, priced from the example rate card.
+//! 8. the fallback path: a customer message on the events queue, as the webhook leaves what it
+//!    could not process inline (DynamoDB throttling, say), reaches the bots' queue through the
+//!    event processor, a real Lambda process on its SQS event source;
+//! 9. the usage aggregator counts them into the usage table, priced from the example rate card.
 //!
 //! It prints progress, then a summary. It never prints a secret, a phone number or message text.
 //! Settings: `STACK_OUTPUTS` (the stack outputs as JSON), `SIM_URL`, `SIM_APP_SECRET`,
@@ -38,7 +42,7 @@ use shared::ports::{MessageStore, SecretSource, SessionStore, TemplateStore, Use
 
 type Error = Box<dyn std::error::Error>;
 
-const STEPS: usize = 8;
+const STEPS: usize = 9;
 const WABA: &str = "102290129340398";
 const PHONE: &str = "106540352242922";
 
@@ -48,6 +52,43 @@ fn step(n: usize, what: &str) {
 
 fn detail(what: impl std::fmt::Display) {
     println!("      {what}");
+}
+
+/// Waits for the bots' queue to deliver `user_id`'s text message `text`, deleting what it reads.
+async fn bot_receives(
+    sqs: &aws_sdk_sqs::Client,
+    inbound_url: &str,
+    user_id: &str,
+    text: &str,
+) -> Result<shared::ingest::InboundEvent, Error> {
+    wait_for("the inbound event", 30, || async move {
+        let got = sqs
+            .receive_message()
+            .queue_url(inbound_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        let mut found = None;
+        for m in got.messages.unwrap_or_default() {
+            if let Some(h) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(inbound_url)
+                    .receipt_handle(h)
+                    .send()
+                    .await?;
+            }
+            let e: shared::ingest::InboundEvent =
+                serde_json::from_str(m.body().unwrap_or_default())?;
+            let same_text = matches!(&e.message.content,
+                shared::webhook::MessageContent::Text(t) if t.body == text);
+            if e.user.user_id.as_deref() == Some(user_id) && same_text {
+                found = Some(e);
+            }
+        }
+        Ok(found)
+    })
+    .await
 }
 
 fn output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, Error> {
@@ -274,34 +315,7 @@ async fn main() -> Result<(), Error> {
             .send()
             .await?
             .error_for_status()?;
-        wait_for("the inbound event", 30, || async move {
-            let got = sqs
-                .receive_message()
-                .queue_url(inbound_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await?;
-            let mut found = None;
-            for m in got.messages.unwrap_or_default() {
-                if let Some(h) = m.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(inbound_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await?;
-                }
-                let e: shared::ingest::InboundEvent =
-                    serde_json::from_str(m.body().unwrap_or_default())?;
-                let same_text = matches!(&e.message.content,
-                    shared::webhook::MessageContent::Text(t) if t.body == text);
-                if e.user.user_id.as_deref() == Some(user_id.as_str()) && same_text {
-                    found = Some(e);
-                }
-            }
-            Ok(found)
-        })
-        .await
+        bot_receives(sqs, inbound_url, user_id, text).await
     };
     let event = writes("Hi, where is my order?").await?;
     let closes = event.window_closes_at.unwrap_or_default();
@@ -439,6 +453,29 @@ async fn main() -> Result<(), Error> {
     let calls_2 = snapshot().await?;
     step(
         8,
+        "fallback: an item the webhook could not process inline, through the event processor",
+    );
+    // What the webhook enqueues when an item fails inline: an envelope holding that one item.
+    let fallback_text = "Thanks, that is all";
+    let envelope = json!({"object": "whatsapp_business_account", "entry": [{"id": WABA,
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": event.display_phone_number, "phone_number_id": PHONE},
+            "contacts": [{"profile": {"name": "Local run"}, "wa_id": wa_id, "user_id": user_id}],
+            "messages": [{"from": wa_id, "id": format!("wamid.local-{run}-fallback"),
+                "timestamp": now().to_string(), "type": "text", "text": {"body": fallback_text}}]}}]}]});
+    sqs.send_message()
+        .queue_url(output(&outputs, "EventsQueueUrl")?)
+        .message_body(envelope.to_string())
+        .send()
+        .await?;
+    let fallback = bot_receives(&sqs, inbound_url, &user_id, fallback_text).await?;
+    detail(format!(
+        "queued item processed: the message reached the bots' queue; window closes in {} s",
+        fallback.window_closes_at.unwrap_or_default() - now()
+    ));
+
+    step(
+        9,
         "usage: the usage aggregator counts them; priced from the example rate card",
     );
     let stats = invoke(
