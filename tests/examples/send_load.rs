@@ -13,7 +13,10 @@
 //! Needs `AWS_ENDPOINT_URL` for the ministack backend (run under `scripts/test`'s ministack or
 //! `scripts/local-up --keep`):
 //!
-//! `cargo run --release -p integration-tests --example send-load -- [ministack|memory] [jobs] [mps] [pollers]`
+//! `cargo run --release -p integration-tests --example send-load -- [ministack|memory] [jobs] [mps] [pollers] [batch]`
+//!
+//! `batch` (1 to 10, default 10) is the most records a poller hands the sender at once: 10 is the
+//! template's `BatchSize` under steady load, 1 what a trickle of jobs gets.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -158,6 +161,10 @@ async fn main() -> Result<(), Error> {
     let jobs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let mps: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(80);
     let pollers: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let batch: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(10);
+    if !(1..=10).contains(&batch) {
+        return Err(format!("batch must be 1 to 10 (SQS receives at most 10), not {batch}").into());
+    }
     let sim = start_sim(mps).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -169,14 +176,14 @@ async fn main() -> Result<(), Error> {
         sim.sim.set_last_inbound(&uid, PHONE, now - 60);
     }
     println!(
-        "send-load: backend={backend} jobs={jobs} cap={mps} msg/s pollers={pollers} simulator latency=100 ms"
+        "send-load: backend={backend} jobs={jobs} cap={mps} msg/s pollers={pollers} batch={batch} simulator latency=100 ms"
     );
     let started = Instant::now();
     let (calls, cpu) = match backend.as_str() {
         "memory" => {
             let cpu0 = cpu_seconds(std::process::id());
             let run_started = Instant::now();
-            let calls = run_memory(&sim, jobs, mps, pollers, now).await?;
+            let calls = run_memory(&sim, jobs, mps, pollers, batch, now).await?;
             let run = run_started.elapsed().as_secs_f64();
             if let (Some(a), Some(a0)) = (cpu_seconds(std::process::id()), cpu0) {
                 println!(
@@ -189,7 +196,7 @@ async fn main() -> Result<(), Error> {
             }
             (calls, None)
         }
-        _ => run_ministack(&sim, jobs, mps, pollers, now).await?,
+        _ => run_ministack(&sim, jobs, mps, pollers, batch, now).await?,
     };
     let wall = started.elapsed();
     let r = report(&sim.sim);
@@ -277,6 +284,7 @@ async fn run_ministack(
     jobs: usize,
     mps: u32,
     pollers: usize,
+    batch: usize,
     now: i64,
 ) -> Result<(Option<BTreeMap<String, usize>>, Option<(f64, f64, f64)>), Error> {
     let upstream = std::env::var("AWS_ENDPOINT_URL")
@@ -434,7 +442,7 @@ async fn run_ministack(
                 let got = sqs
                     .receive_message()
                     .queue_url(&url)
-                    .max_number_of_messages(10)
+                    .max_number_of_messages(batch as i32)
                     .wait_time_seconds(1)
                     .send()
                     .await;
@@ -508,6 +516,7 @@ async fn run_memory(
     jobs: usize,
     mps: u32,
     pollers: usize,
+    batch: usize,
     now: i64,
 ) -> Result<Option<BTreeMap<String, usize>>, Error> {
     let stores = Arc::new(MemoryStores::default());
@@ -533,7 +542,7 @@ async fn run_memory(
             while done.load(Ordering::SeqCst) < jobs {
                 let batch: Vec<String> = {
                     let mut q = queue.lock().unwrap();
-                    (0..10).filter_map(|_| q.pop_front()).collect()
+                    (0..batch).filter_map(|_| q.pop_front()).collect()
                 };
                 if batch.is_empty() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
