@@ -178,7 +178,7 @@ impl Simulator {
             .get(&spec.phone_number_id)
             .cloned()
             .ok_or("unknown phone number")?;
-        let wamid = format!("wamid.{}", world.next_id("HBgLINBOUND"));
+        let wamid = world.next_wamid("HBgLINBOUND");
         let u = world.users.get_mut(&uid).ok_or("unknown user")?;
         u.last_inbound.insert(phone.id.clone(), now);
         if spec.referral.is_some() {

@@ -234,7 +234,7 @@ impl Simulator {
     pub fn new(config: SimConfig) -> Self {
         let seed = config.seed;
         let inner = Arc::new_cyclic(|weak| Inner {
-            world: Mutex::new(model::World::default()),
+            world: Mutex::new(model::World::new()),
             config: Mutex::new(config),
             faults: Mutex::new(Vec::new()),
             clock_offset_ms: AtomicI64::new(0),

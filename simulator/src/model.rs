@@ -223,6 +223,10 @@ pub struct World {
     /// CBP conversations: (phone, user, category) → (id, expires).
     pub conversations: HashMap<(String, String, String), (String, i64)>,
     pub seq: u64,
+    /// This simulator's own part of every wamid. Meta's ids never repeat, so a restarted
+    /// simulator must not hand out the ids an earlier one did: a stack kept running across
+    /// local runs has them recorded, and would take a new message for a duplicate.
+    pub instance: String,
 }
 
 /// How many requests and deliveries the inspection logs keep (the oldest are dropped), so a
@@ -238,10 +242,27 @@ pub fn push_capped<T>(log: &mut Vec<T>, item: T) {
 }
 
 impl World {
+    /// An empty world whose wamids are its own (see [`World::instance`]).
+    pub fn new() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        World {
+            instance: format!("{:x}{:x}", since_epoch.as_nanos(), std::process::id()),
+            ..World::default()
+        }
+    }
+
     /// A fresh id with a prefix, unique within this simulator.
     pub fn next_id(&mut self, prefix: &str) -> String {
         self.seq += 1;
         format!("{prefix}{:012}", self.seq)
+    }
+
+    /// A fresh wamid, unique across simulators too.
+    pub fn next_wamid(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("wamid.{prefix}{}{:012}", self.instance, self.seq)
     }
 
     /// The user with phone number `wa_id`, created (on WhatsApp, no window) if unknown.

@@ -571,7 +571,7 @@ impl Simulator {
         world.pair_last.insert(pair, now_ms);
 
         let verdict = self.decide(&mut world, &cfg, &phone, &user_id, template.as_ref(), now);
-        let wamid = format!("wamid.{}", world.next_id("HBgLMTY1"));
+        let wamid = world.next_wamid("HBgLMTY1");
         let conv_key = (
             phone_id.to_owned(),
             user_id.clone(),

@@ -490,3 +490,23 @@ async fn every_request_is_recorded() {
     assert_eq!(reqs[0].path, format!("/v25.0/{PHONE}/messages"));
     assert_eq!(reqs[0].body["to"], "447700900019");
 }
+
+#[tokio::test]
+async fn a_restarted_simulator_never_reuses_a_wamid() {
+    // Meta's ids never repeat; a stack kept across local runs has the first simulator's ids.
+    let first = Harness::new().await;
+    let second = Harness::new().await;
+    for h in [&first, &second] {
+        h.user_writes("447700900077");
+    }
+    let (_, a) = first.send("447700900077", text("hi")).await;
+    let (_, b) = second.send("447700900077", text("hi")).await;
+    let (a, b) = (&a["messages"][0]["id"], &b["messages"][0]["id"]);
+    assert!(a.as_str().is_some_and(|id| id.starts_with("wamid.")), "{a}");
+    assert_ne!(a, b, "outbound wamids");
+    assert_ne!(
+        first.user_writes("447700900077"),
+        second.user_writes("447700900077"),
+        "inbound wamids"
+    );
+}
