@@ -4,7 +4,8 @@ The same template as the cloud: ministack expands the SAM transform itself (aws-
 is in its venv). Each function's code is the host (x86-64) build of its binary, zipped as
 `bootstrap` and uploaded to ministack's S3, in place of the `CodeUri` that `sam build` would
 package. Afterwards it re-applies what ministack's CloudFormation ignores on create (DynamoDB
-TTL), checks that every function got its code, and prints the stack outputs as JSON.
+TTL), checks that every function got its code and logs to a log group of the stack, and prints
+the stack outputs as JSON.
 
 Lambda's advanced logging controls reach a function as AWS_LAMBDA_LOG_FORMAT and
 AWS_LAMBDA_LOG_LEVEL, which ministack stores but does not set: they are added to each function's
@@ -154,10 +155,17 @@ def main() -> int:
         if reserved is not None:
             lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(reserved))
     # A wrong code key still deploys locally and answers with a mock: check every function's code.
+    # And its log group: one the stack made (with its retention and key), not one Lambda would
+    # make on the first write, which in the cloud keeps logs forever.
+    stack_groups = {r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::Logs::LogGroup"}
     for logical in functions:
         conf = lam.get_function(FunctionName=physical[logical])["Configuration"]
         if not conf.get("CodeSize"):
             print(f"function {logical} has no code", file=sys.stderr)
+            return 1
+        group = (conf.get("LoggingConfig") or {}).get("LogGroup")
+        if group not in stack_groups:
+            print(f"function {logical} logs to {group!r}, not to a log group of the stack", file=sys.stderr)
             return 1
     print(json.dumps(outputs, indent=2, sort_keys=True))
     return 0

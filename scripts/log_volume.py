@@ -80,9 +80,12 @@ def main() -> int:
         for r in resources
         if r["ResourceType"] == "AWS::Lambda::Function"
     }
+    lam = boto3.client("lambda")
     rows = {}
     for function in ("webhook", "sender"):
-        group = f"/aws/lambda/{functions[function]}"
+        # The stack's own log group (LoggingConfig.LogGroup), as Lambda writes to it.
+        config = lam.get_function_configuration(FunctionName=functions[function])
+        group = config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{functions[function]}"
         for lines, platform, duration in invocations(logs, group, since_ms):
             k = kind(function, lines)
             r = rows.setdefault(k, {"n": 0, "app": [], "platform": [], "duration": [], "latency": []})
