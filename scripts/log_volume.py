@@ -83,9 +83,9 @@ def main() -> int:
     lam = boto3.client("lambda")
     rows = {}
     for function in ("webhook", "sender"):
-        # The stack's own log group (LoggingConfig.LogGroup), as Lambda writes to it.
+        # The stack's own log group, named in LoggingConfig (deploy_local.py checks it is set).
         config = lam.get_function_configuration(FunctionName=functions[function])
-        group = config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{functions[function]}"
+        group = config["LoggingConfig"]["LogGroup"]
         for lines, platform, duration in invocations(logs, group, since_ms):
             k = kind(function, lines)
             r = rows.setdefault(k, {"n": 0, "app": [], "platform": [], "duration": [], "latency": []})
