@@ -161,9 +161,11 @@ async fn main() -> Result<(), Error> {
     let jobs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let mps: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(80);
     let pollers: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(4);
-    let batch: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(10);
-    if !(1..=10).contains(&batch) {
-        return Err(format!("batch must be 1 to 10 (SQS receives at most 10), not {batch}").into());
+    let batch_size: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(10);
+    if !(1..=10).contains(&batch_size) {
+        return Err(
+            format!("batch must be 1 to 10 (SQS receives at most 10), not {batch_size}").into(),
+        );
     }
     let sim = start_sim(mps).await?;
     let now = std::time::SystemTime::now()
@@ -176,14 +178,14 @@ async fn main() -> Result<(), Error> {
         sim.sim.set_last_inbound(&uid, PHONE, now - 60);
     }
     println!(
-        "send-load: backend={backend} jobs={jobs} cap={mps} msg/s pollers={pollers} batch={batch} simulator latency=100 ms"
+        "send-load: backend={backend} jobs={jobs} cap={mps} msg/s pollers={pollers} batch={batch_size} simulator latency=100 ms"
     );
     let started = Instant::now();
     let (calls, cpu) = match backend.as_str() {
         "memory" => {
             let cpu0 = cpu_seconds(std::process::id());
             let run_started = Instant::now();
-            let calls = run_memory(&sim, jobs, mps, pollers, batch, now).await?;
+            let calls = run_memory(&sim, jobs, mps, pollers, batch_size, now).await?;
             let run = run_started.elapsed().as_secs_f64();
             if let (Some(a), Some(a0)) = (cpu_seconds(std::process::id()), cpu0) {
                 println!(
@@ -196,7 +198,7 @@ async fn main() -> Result<(), Error> {
             }
             (calls, None)
         }
-        _ => run_ministack(&sim, jobs, mps, pollers, batch, now).await?,
+        _ => run_ministack(&sim, jobs, mps, pollers, batch_size, now).await?,
     };
     let wall = started.elapsed();
     let r = report(&sim.sim);
@@ -284,7 +286,7 @@ async fn run_ministack(
     jobs: usize,
     mps: u32,
     pollers: usize,
-    batch: usize,
+    batch_size: usize,
     now: i64,
 ) -> Result<(Option<BTreeMap<String, usize>>, Option<(f64, f64, f64)>), Error> {
     let upstream = std::env::var("AWS_ENDPOINT_URL")
@@ -442,7 +444,7 @@ async fn run_ministack(
                 let got = sqs
                     .receive_message()
                     .queue_url(&url)
-                    .max_number_of_messages(batch as i32)
+                    .max_number_of_messages(batch_size as i32)
                     .wait_time_seconds(1)
                     .send()
                     .await;
@@ -516,7 +518,7 @@ async fn run_memory(
     jobs: usize,
     mps: u32,
     pollers: usize,
-    batch: usize,
+    batch_size: usize,
     now: i64,
 ) -> Result<Option<BTreeMap<String, usize>>, Error> {
     let stores = Arc::new(MemoryStores::default());
@@ -542,7 +544,7 @@ async fn run_memory(
             while done.load(Ordering::SeqCst) < jobs {
                 let batch: Vec<String> = {
                     let mut q = queue.lock().unwrap();
-                    (0..batch).filter_map(|_| q.pop_front()).collect()
+                    (0..batch_size).filter_map(|_| q.pop_front()).collect()
                 };
                 if batch.is_empty() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
