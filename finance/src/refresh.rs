@@ -111,5 +111,5 @@ async fn apply(
 
 /// Today (UTC) from epoch seconds.
 pub fn today(now: i64) -> NaiveDate {
-    shared::usage::usage_day(now)
+    whatsapp_core::usage::usage_day(now)
 }

@@ -16,7 +16,7 @@
 //! `effective_from`, and the import that set it: `version` (1, 2, … per change), `imported_at`,
 //! `source`, `previous_rate`.
 //!
-//! **Usage index** of the messages table ([`shared::usage::USAGE_INDEX`]): read one number's
+//! **Usage index** of the messages table ([`whatsapp_core::usage::USAGE_INDEX`]): read one number's
 //! priced messages of one day.
 
 use std::collections::HashMap;
@@ -122,13 +122,13 @@ impl PricedIndex {
         phone_number_id: &str,
         day: NaiveDate,
     ) -> Result<Vec<PricedMessage>, StoreError> {
-        let partition = shared::usage::usage_partition(phone_number_id, day);
+        let partition = whatsapp_core::usage::usage_partition(phone_number_id, day);
         let (client, table, partition) = (&self.client, &self.table, &partition);
         let items = all_items(|start| async move {
             let page = client
                 .query()
                 .table_name(table)
-                .index_name(shared::usage::USAGE_INDEX)
+                .index_name(whatsapp_core::usage::USAGE_INDEX)
                 .key_condition_expression("usage_pk = :p")
                 .expression_attribute_values(":p", s(partition))
                 .set_exclusive_start_key(start)
@@ -147,7 +147,7 @@ fn priced(i: &Item) -> Option<PricedMessage> {
         wamid: text(i, "pk")?,
         waba_id: text(i, "waba_id").unwrap_or_default(),
         phone_number_id: text(i, "usage_pk")
-            .map(|p| shared::usage::partition_number(&p).to_owned())
+            .map(|p| whatsapp_core::usage::partition_number(&p).to_owned())
             .unwrap_or_default(),
         priced_at: num(i, "priced_at")?,
         category: text(i, "pricing_category")?,
@@ -258,7 +258,7 @@ impl UsageTable {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(
-                50 * 2u64.pow(attempt) + shared::jitter_ms(50),
+                50 * 2u64.pow(attempt) + whatsapp_core::jitter_ms(50),
             ))
             .await;
         }

@@ -11,7 +11,7 @@ use finance::counting::{Counts, UsageKey, UsageRow};
 use finance::store::{UsageTable, day_pk};
 
 async fn client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&shared::adapters::aws_sdk_config().await)
+    aws_sdk_dynamodb::Client::new(&whatsapp_aws::aws_sdk_config().await)
 }
 
 async fn table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {

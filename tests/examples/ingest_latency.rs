@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use serde_json::json;
-use shared::adapters::{AwsIngestPorts, IngestResources, SqsQueue, aws_sdk_config};
-use shared::fakes::{MemoryQuarantine, MemoryQueue, StaticSecrets};
-use shared::ports::MessageQueue;
-use shared::signature::sign;
 use webhook::{Settings, Webhook};
+use whatsapp_aws::{AwsIngestPorts, IngestResources, SqsQueue, aws_sdk_config};
+use whatsapp_core::ports::MessageQueue;
+use whatsapp_core::signature::sign;
+use whatsapp_fakes::{MemoryQuarantine, MemoryQueue, StaticSecrets};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -103,7 +103,7 @@ async fn main() -> Result<(), Error> {
         inline.push(t.elapsed());
         assert_eq!(resp.status, 200);
         let t = Instant::now();
-        shared::signature::verify(b"s", &b, Some(&sig))?;
+        whatsapp_core::signature::verify(b"s", &b, Some(&sig))?;
         queue.send(std::str::from_utf8(&b)?, None).await?;
         queued.push(t.elapsed());
     }

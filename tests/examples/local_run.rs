@@ -33,12 +33,13 @@ use finance::report::{self, Dimension, Format};
 use finance::store::{RateTable, UsageTable};
 use finance::{Period, UsageRow};
 use serde_json::{Value, json};
-use shared::adapters::{
+use whatsapp_aws::{
     CachedSecrets, DynamoMessageStore, DynamoSessionStore, DynamoTemplateStore,
     SecretsManagerFetcher, aws_sdk_config,
 };
-use shared::job::SendJob;
-use shared::ports::{MessageStore, SecretSource, SessionStore, TemplateStore, UserKey};
+use whatsapp_core::job::SendJob;
+use whatsapp_core::ports::{MessageStore, SecretSource, SessionStore, TemplateStore, UserKey};
+use whatsapp_core::webhook::TemplateStatus;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -60,7 +61,7 @@ async fn bot_receives(
     inbound_url: &str,
     user_id: &str,
     text: &str,
-) -> Result<shared::ingest::InboundEvent, Error> {
+) -> Result<whatsapp_core::ingest::InboundEvent, Error> {
     wait_for("the inbound event", 30, || async move {
         let got = sqs
             .receive_message()
@@ -78,10 +79,10 @@ async fn bot_receives(
                     .send()
                     .await?;
             }
-            let e: shared::ingest::InboundEvent =
+            let e: whatsapp_core::ingest::InboundEvent =
                 serde_json::from_str(m.body().unwrap_or_default())?;
             let same_text = matches!(&e.message.content,
-                shared::webhook::MessageContent::Text(t) if t.body == text);
+                whatsapp_core::webhook::MessageContent::Text(t) if t.body == text);
             if e.user.user_id.as_deref() == Some(user_id) && same_text {
                 found = Some(e);
             }
@@ -282,7 +283,8 @@ async fn main() -> Result<(), Error> {
     let templates = DynamoTemplateStore::new(ddb.clone(), output(&outputs, "TemplatesTableName")?);
     wait_for("the template's approval webhook", 30, || async {
         let t = templates.template(WABA, "order_update", "en_US").await?;
-        Ok(t.and_then(|t| t.status).filter(|s| s == "APPROVED"))
+        Ok(t.and_then(|t| t.status)
+            .filter(|s| *s == TemplateStatus::Approved))
     })
     .await?;
     detail("APPROVED (status webhook → webhook function → templates table)");
@@ -494,7 +496,7 @@ async fn main() -> Result<(), Error> {
         rates.import(&r, "rates.example.csv", now()).await?;
     }
     let usage = UsageTable::new(ddb.clone(), output(&outputs, "UsageTableName")?);
-    let today = shared::usage::usage_day(now());
+    let today = whatsapp_core::usage::usage_day(now());
     let period = Period::day(today);
     let rows: Vec<UsageRow> = usage
         .days(&period)

@@ -29,9 +29,9 @@ use sender::aws::{AwsSenderPorts, SenderResources};
 use sender::memory::{MemorySenderPorts, MemoryStores};
 use sender::{Sender, SenderConfig};
 use serde_json::json;
-use shared::adapters::{CachedSecrets, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher};
-use shared::ports::{NumberLimits, SessionStore, UserKey};
 use simulator::{Fault, FaultRoute, PhoneChange, SimConfig, Simulator, Tier};
+use whatsapp_aws::{CachedSecrets, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher};
+use whatsapp_core::ports::{NumberLimits, SessionStore, UserKey};
 
 #[path = "common/counting_proxy.rs"]
 mod counting_proxy;
@@ -295,7 +295,7 @@ async fn run_ministack(
         counting_proxy::start(upstream.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
 
     // Resources, created directly on ministack (not counted).
-    let direct = shared::adapters::aws_sdk_config().await;
+    let direct = whatsapp_aws::aws_sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&direct);
     let sqs = aws_sdk_sqs::Client::new(&direct);
     let suffix = format!("{}-{}", std::process::id(), now);
@@ -335,7 +335,7 @@ async fn run_ministack(
                 )
                 .global_secondary_indexes(
                     aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                        .index_name(shared::adapters::CALLBACK_INDEX)
+                        .index_name(whatsapp_aws::CALLBACK_INDEX)
                         .key_schema(
                             aws_sdk_dynamodb::types::KeySchemaElement::builder()
                                 .attribute_name("callback_data")
@@ -383,8 +383,7 @@ async fn run_ministack(
         outcomes_queue_url: queues["outcomes"].clone(),
     };
     // Windows open and the number's cap, as the webhook and the poller would have stored them.
-    let sessions =
-        shared::adapters::DynamoSessionStore::new(ddb.clone(), &resources.sessions_table);
+    let sessions = whatsapp_aws::DynamoSessionStore::new(ddb.clone(), &resources.sessions_table);
     open_windows(&sessions, jobs, now).await?;
     ddb.put_item()
         .table_name(&resources.control_table)

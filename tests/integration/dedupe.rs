@@ -1,7 +1,7 @@
 //! Dedupe claims on DynamoDB: one conditional write, first writer wins.
 
-use shared::adapters::DynamoDedupeStore;
-use shared::ports::{Claim, DedupeStore};
+use whatsapp_aws::DynamoDedupeStore;
+use whatsapp_core::ports::{Claim, DedupeStore};
 
 use crate::support::{aws, now, table};
 
@@ -42,7 +42,7 @@ async fn an_expired_claim_still_in_the_table_can_be_claimed_again() {
 /// Powertools' idempotency edge cases, on DynamoDB (mixed units pinned: lease in ms, expiry in s).
 #[tokio::test]
 async fn idempotency_records_follow_powertools_semantics() {
-    use shared::ports::{Begin, PreviousHold};
+    use whatsapp_core::ports::{Begin, PreviousHold};
     let s = store().await;
     let now_ms = now() * 1000;
     let exp = now() + 3600;

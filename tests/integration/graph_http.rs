@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shared::adapters::{GraphHttpClient, GraphHttpConfig};
-use shared::graph::{ErrorClass, MarkReadRequest, SendMessageRequest};
-use shared::job::SendJob;
-use shared::policy::MessagingTier;
-use shared::ports::{GraphApi, GraphCallError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use whatsapp_aws::{GraphHttpClient, GraphHttpConfig};
+use whatsapp_core::graph::{ErrorClass, MarkReadRequest, SendMessageRequest};
+use whatsapp_core::job::SendJob;
+use whatsapp_core::policy::MessagingTier;
+use whatsapp_core::ports::{GraphApi, GraphCallError};
 
 #[derive(Debug, Clone)]
 struct Seen {

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use quality_poller::{NumberResult, PollReport, Poller, PollerConfig};
 use serde_json::Value;
-use shared::adapters::{
+use simulator::{Fault, FaultRoute, PhoneChange, Tier};
+use whatsapp_aws::{
     CachedSecrets, DynamoSendControl, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher,
     SnsAlerts,
 };
-use shared::config::NumberHome;
-use shared::ports::{ConsentEvent, NumberStateStore, SendControl, TemplateStore};
-use simulator::{Fault, FaultRoute, PhoneChange, Tier};
+use whatsapp_core::config::NumberHome;
+use whatsapp_core::ports::{ConsentEvent, NumberStateStore, SendControl, TemplateStore};
 
 use crate::sender::{
     Rig, config, consent, enqueue_and_receive, graph, invoke, job, outcomes, rig, seed_template,
@@ -381,6 +381,6 @@ async fn a_rate_limit_stops_one_number_not_the_others_and_the_sync_catches_misse
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(t.status.as_deref(), Some("APPROVED"));
+    assert_eq!(t.status.as_ref().map(|s| s.as_str()), Some("APPROVED"));
     assert!(t.components.unwrap().contains("Your visit"));
 }

@@ -1,7 +1,7 @@
 //! SQS adapter.
 
-use shared::adapters::SqsQueue;
-use shared::ports::MessageQueue;
+use whatsapp_aws::SqsQueue;
+use whatsapp_core::ports::MessageQueue;
 
 use crate::support::{aws, queue};
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use shared::adapters::{CachedSecrets, SecretsManagerFetcher};
-use shared::ports::{SecretError, SecretSource};
+use whatsapp_aws::{CachedSecrets, SecretsManagerFetcher};
+use whatsapp_core::ports::{SecretError, SecretSource};
 
 use crate::support::{aws, unique};
 

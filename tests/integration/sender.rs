@@ -12,13 +12,15 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use sender::aws::{AwsSenderPorts, SenderResources};
 use sender::{Outcome, Sender, SenderConfig, Verdict};
 use serde_json::{Value, json};
-use shared::adapters::{CachedSecrets, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher};
-use shared::graph::{MarkReadRequest, PhoneNumberInfo, SendMessageRequest, SendMessageResponse};
-use shared::ports::{
+use simulator::{Fault, FaultRoute, InboundSpec, SimConfig, Simulator, Tier};
+use whatsapp_aws::{CachedSecrets, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher};
+use whatsapp_core::graph::{
+    MarkReadRequest, PhoneNumberInfo, SendMessageRequest, SendMessageResponse,
+};
+use whatsapp_core::ports::{
     ConsentEvent, ContactStore, GraphApi, GraphCallError, SessionStore, TemplateDefinition,
     TemplateStore, UserKey,
 };
-use simulator::{Fault, FaultRoute, InboundSpec, SimConfig, Simulator, Tier};
 
 use crate::support::{IngestStack, drain, ingest_stack, now, queue, raw_item, table};
 use crate::webhook::{PHONE, WABA, eventually, front, webhook};
@@ -213,7 +215,7 @@ pub(crate) async fn seed_template(rig: &Rig, name: &str, category: &str, status:
             json!({"name": name, "language": "en_US", "category": category, "components": components}),
         )
         .unwrap();
-    let templates = shared::adapters::DynamoTemplateStore::new(
+    let templates = whatsapp_aws::DynamoTemplateStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.templates_table,
     );
@@ -228,7 +230,8 @@ pub(crate) async fn seed_template(rig: &Rig, name: &str, category: &str, status:
                     .await
                     .unwrap()
                     .and_then(|r| r.status)
-                    .as_deref()
+                    .as_ref()
+                    .map(|s| s.as_str())
                     == Some(want)
             }
         }
@@ -274,7 +277,7 @@ pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
                 },
             )
             .unwrap();
-        let sessions = shared::adapters::DynamoSessionStore::new(
+        let sessions = whatsapp_aws::DynamoSessionStore::new(
             aws_sdk_dynamodb::Client::new(&rig.stack.aws),
             &rig.stack.resources.sessions_table,
         );
@@ -293,7 +296,7 @@ pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
 }
 
 pub(crate) async fn consent(rig: &Rig, user: &str, event: ConsentEvent) {
-    shared::adapters::DynamoContactStore::new(
+    whatsapp_aws::DynamoContactStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.contacts_table,
     )
@@ -361,7 +364,7 @@ async fn each_gate_refuses_with_its_reason_and_no_graph_call() {
     // The user later wrote STOP-for-marketing: recorded under their business-scoped id.
     let no_marketing = rig.sim.sim.add_user(Some("447700900104"), None, true);
     consent(&rig, &no_marketing, ConsentEvent::MarketingStop).await;
-    shared::adapters::DynamoContactStore::new(
+    whatsapp_aws::DynamoContactStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.contacts_table,
     )
@@ -463,7 +466,7 @@ async fn each_gate_refuses_with_its_reason_and_no_graph_call() {
     )
     .await
     .unwrap();
-    let used: u32 = shared::adapters::budget_buckets(&control).values().sum();
+    let used: u32 = whatsapp_aws::budget_buckets(&control).values().sum();
     assert_eq!(used, 1);
 
     // A redelivered job is answered from its record: same verdict, no second send.
@@ -723,7 +726,7 @@ async fn each_graph_error_class_is_handled_by_the_shared_table() {
     assert_eq!(out[0].reason.as_deref(), Some("marketing_opt_out"));
     assert_eq!(out[0].error.as_ref().unwrap().code, 131050);
     let uid = rig.sim.sim.add_user(Some("447700900402"), None, true);
-    let consent = shared::adapters::DynamoContactStore::new(
+    let consent = whatsapp_aws::DynamoContactStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.contacts_table,
     )
@@ -848,7 +851,7 @@ async fn a_sender_killed_between_graph_call_and_commit_never_sends_twice() {
     let callback = sender::callback_data(&format!("send#{PHONE}#k-after"));
     assert_eq!(rig.sim.sim.sent_count(&callback), 1);
     // Statuses echo our callback data into the messages table.
-    let messages = shared::adapters::DynamoMessageStore::new(
+    let messages = whatsapp_aws::DynamoMessageStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.messages_table,
     );
@@ -856,7 +859,7 @@ async fn a_sender_killed_between_graph_call_and_commit_never_sends_twice() {
         let m = messages.clone();
         let c = callback.clone();
         async move {
-            shared::ports::MessageStore::find_by_callback(&m, &c)
+            whatsapp_core::ports::MessageStore::find_by_callback(&m, &c)
                 .await
                 .unwrap()
                 .is_some()
@@ -1070,11 +1073,11 @@ async fn a_submitted_template_becomes_usable_by_the_sender_once_approved() {
     consent(&rig, "447700900801", ConsentEvent::OptIn).await;
     let submitter = template_submitter::Submitter {
         api: graph(&rig),
-        store: shared::adapters::DynamoTemplateStore::new(
+        store: whatsapp_aws::DynamoTemplateStore::new(
             aws_sdk_dynamodb::Client::new(&rig.stack.aws),
             &rig.stack.resources.templates_table,
         ),
-        secrets: shared::fakes::StaticSecrets::new("a", "v", "tok"),
+        secrets: whatsapp_fakes::StaticSecrets::new("a", "v", "tok"),
         wabas: std::collections::HashSet::from([WABA.to_owned()]),
     };
     let definition = json!({"name": "delivery_window", "language": "en_US", "category": "UTILITY",
@@ -1111,7 +1114,8 @@ async fn a_submitted_template_becomes_usable_by_the_sender_once_approved() {
                 .await
                 .unwrap()
                 .and_then(|r| r.status)
-                .as_deref()
+                .as_ref()
+                .map(|s| s.as_str())
                 == Some("APPROVED")
         }
     })

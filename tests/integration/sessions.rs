@@ -2,9 +2,9 @@
 //! rule holds atomically.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::adapters::DynamoSessionStore;
-use shared::policy::{CSW_SECONDS, FEP_SECONDS};
-use shared::ports::{SessionStore, UserKey};
+use whatsapp_aws::DynamoSessionStore;
+use whatsapp_core::policy::{CSW_SECONDS, FEP_SECONDS};
+use whatsapp_core::ports::{SessionStore, UserKey};
 
 use crate::support::{aws, now, table};
 
@@ -129,8 +129,8 @@ async fn ttl_outlives_every_window_the_item_holds() {
 
 /// The phone-number alias of a business-scoped id, on the contacts table.
 mod aliases {
-    use shared::adapters::DynamoContactStore;
-    use shared::ports::ContactStore;
+    use whatsapp_aws::DynamoContactStore;
+    use whatsapp_core::ports::ContactStore;
 
     use crate::support::{aws, now, raw_item, table};
 

@@ -16,7 +16,7 @@ pub async fn aws() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
         "AWS_ENDPOINT_URL must point at a local ministack (got {endpoint:?}); run the tests with scripts/test"
     );
-    shared::adapters::aws_sdk_config().await
+    whatsapp_aws::aws_sdk_config().await
 }
 
 /// A name no other test (or earlier run) uses.
@@ -151,7 +151,7 @@ pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
         .key_schema(hash("pk"))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(shared::adapters::CALLBACK_INDEX)
+                .index_name(whatsapp_aws::CALLBACK_INDEX)
                 .key_schema(hash("callback_data"))
                 .projection(
                     Projection::builder()
@@ -163,13 +163,13 @@ pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
         )
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(shared::usage::USAGE_INDEX)
+                .index_name(whatsapp_core::usage::USAGE_INDEX)
                 .key_schema(hash("usage_pk"))
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::Include)
                         .set_non_key_attributes(Some(
-                            shared::usage::USAGE_INDEX_ATTRIBUTES
+                            whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES
                                 .iter()
                                 .map(|a| (*a).to_owned())
                                 .collect(),
@@ -207,7 +207,7 @@ pub fn now() -> i64 {
 /// Every table, queue and bucket the ingest path writes to, freshly named.
 pub struct IngestStack {
     pub aws: aws_config::SdkConfig,
-    pub resources: shared::adapters::IngestResources,
+    pub resources: whatsapp_aws::IngestResources,
     pub events_queue_url: String,
     pub bucket: String,
     pub secret_id: String,
@@ -220,7 +220,7 @@ pub async fn ingest_stack() -> IngestStack {
     let aws = aws().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let resources = shared::adapters::IngestResources {
+    let resources = whatsapp_aws::IngestResources {
         sessions_table: table(&ddb, "sessions").await,
         contacts_table: table(&ddb, "contacts").await,
         messages_table: messages_table(&ddb).await,
@@ -230,7 +230,7 @@ pub async fn ingest_stack() -> IngestStack {
         inbound_queue_url: queue(&sqs, "inbound").await,
     };
     let bucket = unique("quarantine").to_lowercase();
-    shared::adapters::s3_client(&aws, true)
+    whatsapp_aws::s3_client(&aws, true)
         .create_bucket()
         .bucket(&bucket)
         .send()

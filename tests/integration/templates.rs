@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::adapters::{
-    CachedSecrets, DynamoTemplateStore, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher,
-};
-use shared::ports::TemplateStore;
 use simulator::{Fault, FaultRoute, SimConfig, Simulator, Tier};
 use template_submitter::{Response, Submitter};
+use whatsapp_aws::{
+    CachedSecrets, DynamoTemplateStore, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher,
+};
+use whatsapp_core::ports::TemplateStore;
 
 use crate::support::{ingest_stack, now};
 use crate::webhook::{PHONE, WABA, eventually, front, webhook};
@@ -95,6 +95,7 @@ async fn status_of(rig: &Rig, name: &str) -> Option<String> {
         .await
         .unwrap()
         .and_then(|r| r.status)
+        .map(|s| s.as_str().to_owned())
 }
 
 async fn wait_status(rig: &Rig, name: &str, want: &'static str) {
@@ -179,9 +180,9 @@ async fn an_approved_template_becomes_usable_and_a_rejected_one_keeps_its_reason
         .await
         .unwrap()
         .unwrap();
-    let shape = shared::policy::TemplateShape::from_definition(
+    let shape = whatsapp_core::policy::TemplateShape::from_definition(
         record.parameter_format.as_deref(),
-        record.category.as_deref(),
+        record.category.as_ref(),
         &serde_json::from_str(record.components.as_deref().unwrap()).unwrap(),
     );
     assert_eq!(shape.body_vars, ["1", "2"]);

@@ -15,8 +15,8 @@ use finance::report::{self, Dimension};
 use finance::store::{Imported, PricedIndex, RateTable, UsageTable, day_pk, month_pk};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use shared::adapters::AwsIngestPorts;
-use shared::ingest::IngestConfig;
+use whatsapp_aws::AwsIngestPorts;
+use whatsapp_core::ingest::IngestConfig;
 
 use crate::sender::{Rig, graph, rig, seed_template, template, text, user};
 use crate::support::{aws, now};
@@ -85,7 +85,7 @@ fn envelope(pn: &str, status: Value) -> String {
 }
 
 fn day_of(t: i64) -> NaiveDate {
-    shared::usage::usage_day(t)
+    whatsapp_core::usage::usage_day(t)
 }
 
 /// `n` messages' statuses (sent, delivered, read; some failed), PMP and CBP, on two numbers,
@@ -557,13 +557,13 @@ async fn reconciliation_balances_and_finds_a_dropped_webhook() {
         wamids.push(send(&rig, to, msg).await);
     }
     let messages =
-        shared::adapters::DynamoMessageStore::new(ddb.clone(), &rig.stack.resources.messages_table);
+        whatsapp_aws::DynamoMessageStore::new(ddb.clone(), &rig.stack.resources.messages_table);
     eventually("every message priced through its status webhooks", || {
         let messages = messages.clone();
         let wamids = wamids.clone();
         async move {
             for w in &wamids {
-                use shared::ports::MessageStore;
+                use whatsapp_core::ports::MessageStore;
                 if messages
                     .message(w)
                     .await
@@ -578,7 +578,7 @@ async fn reconciliation_balances_and_finds_a_dropped_webhook() {
         }
     })
     .await;
-    let today = shared::usage::usage_day(now());
+    let today = whatsapp_core::usage::usage_day(now());
     let period = Period {
         from: today - Days::new(1),
         to: today,

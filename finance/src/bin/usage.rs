@@ -21,7 +21,7 @@ use finance::period::Period;
 use finance::rates::{RateCard, parse_csv};
 use finance::report::{self, Dimension, Format};
 use finance::store::{Imported, PricedIndex, RateTable, UsageTable};
-use shared::config::{Env, ProcessEnv};
+use whatsapp_core::config::{Env, ProcessEnv};
 
 #[derive(Parser)]
 #[command(
@@ -130,7 +130,7 @@ fn now() -> i64 {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let aws = shared::adapters::aws_sdk_config().await;
+    let aws = whatsapp_aws::aws_sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     match cli.command {
         Command::Report(a) => {
@@ -160,17 +160,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .into_iter()
                 .filter(|r| r.key.waba_id == a.waba)
                 .collect();
-            let secrets = shared::adapters::SecretsManagerFetcher::new(
+            let secrets = whatsapp_aws::SecretsManagerFetcher::new(
                 aws_sdk_secretsmanager::Client::new(&aws),
                 required("WHATSAPP_SECRET_ID")?,
             );
-            let token = shared::adapters::SecretFetcher::fetch(&secrets)
+            let token = whatsapp_aws::SecretFetcher::fetch(&secrets)
                 .await?
                 .access_token
                 .clone();
-            let graph = shared::adapters::GraphHttpClient::new(&shared::config::graph_from_env(
-                &ProcessEnv,
-            )?)?;
+            let graph =
+                whatsapp_aws::GraphHttpClient::new(&whatsapp_aws::graph_from_env(&ProcessEnv)?)?;
             let (start, end) = a.period.epoch_bounds();
             let body = graph
                 .pricing_analytics(&a.waba, start, end, "DAILY", &token)
@@ -188,7 +187,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Refresh(a) => {
             let numbers = if a.numbers.is_empty() {
                 let mut n: Vec<String> =
-                    shared::config::parse_numbers(&required("PHONE_NUMBERS")?)?
+                    whatsapp_core::config::parse_numbers(&required("PHONE_NUMBERS")?)?
                         .into_keys()
                         .collect();
                 n.sort();

@@ -5,9 +5,9 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use futures_util::future::join_all;
-use shared::ingest::{self, IngestConfig, IngestPorts, Outcome};
-use shared::webhook::Envelope;
 use tracing::{Instrument, info, info_span, warn};
+use whatsapp_core::ingest::{self, IngestConfig, IngestPorts, Outcome};
+use whatsapp_core::webhook::Envelope;
 
 /// The handler, generic over its ports.
 pub struct Processor<P> {
@@ -79,7 +79,7 @@ impl<P: IngestPorts> Processor<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::fakes::MemoryPorts;
+    use whatsapp_fakes::MemoryPorts;
 
     fn record(id: &str, body: &str) -> SqsMessage {
         let mut m = SqsMessage::default();

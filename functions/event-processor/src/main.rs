@@ -3,9 +3,9 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use event_processor::Processor;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::adapters::{AwsIngestPorts, IngestResources, aws_sdk_config};
-use shared::config::{Env, ProcessEnv};
-use shared::ingest::IngestConfig;
+use whatsapp_aws::{AwsIngestPorts, IngestResources, aws_sdk_config};
+use whatsapp_core::config::{Env, ProcessEnv};
+use whatsapp_core::ingest::IngestConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

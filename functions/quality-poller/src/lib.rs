@@ -9,14 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::json;
-use shared::config::NumberHome;
-use shared::graph::ErrorClass;
-use shared::policy::{NumberHealth, TierProjection, health_changes, project_tier};
-use shared::ports::{
+use whatsapp_core::config::NumberHome;
+use whatsapp_core::graph::ErrorClass;
+use whatsapp_core::policy::{NumberHealth, TierProjection, health_changes, project_tier};
+use whatsapp_core::ports::{
     AlertSink, GraphApi, GraphCallError, NumberState, NumberStateStore, SecretSource, TemplateApi,
     TemplateStore,
 };
-use shared::templates::{SyncError, sync_templates};
+use whatsapp_core::template_sync::{SyncError, sync_templates};
 
 /// Settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct HealthAlert<'a> {
     pub kind: &'static str,
     pub phone_number_id: &'a str,
     pub waba_id: &'a str,
-    pub changes: &'a [shared::policy::HealthChange],
+    pub changes: &'a [whatsapp_core::policy::HealthChange],
     pub health: &'a NumberHealth,
     pub marketing_paused: bool,
     pub mps: u32,

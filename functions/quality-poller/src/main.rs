@@ -2,11 +2,11 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use quality_poller::{PollReport, Poller, PollerConfig};
-use shared::adapters::{
+use whatsapp_aws::{
     CachedSecrets, DynamoSendControl, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher,
-    SnsAlerts, aws_sdk_config,
+    SnsAlerts, aws_sdk_config, graph_from_env,
 };
-use shared::config::{Env, ProcessEnv, SecretConfig, graph_from_env, parse_numbers};
+use whatsapp_core::config::{Env, ProcessEnv, SecretConfig, parse_numbers};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

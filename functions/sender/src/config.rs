@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use shared::config::{ConfigError, Env};
-use shared::policy::MessagingTier;
+use whatsapp_core::config::{ConfigError, Env};
+use whatsapp_core::policy::MessagingTier;
 
-pub use shared::config::{NumberHome, parse_numbers};
+pub use whatsapp_core::config::{NumberHome, parse_numbers};
 
 /// Policy and pacing settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,7 @@ impl Default for SenderConfig {
             require_opt_in: true,
             default_mps: 80,
             default_tier: MessagingTier::Tier250,
-            pair_gap_ms: shared::policy::PAIR_RATE_GAP_MS,
+            pair_gap_ms: whatsapp_core::policy::PAIR_RATE_GAP_MS,
             reconcile_after_ms: 300_000,
             max_attempts: 5,
             idempotency_ttl_s: 7 * 24 * 3600,

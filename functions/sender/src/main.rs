@@ -4,8 +4,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use sender::Sender;
 use sender::aws::{AwsSenderPorts, SenderResources};
-use shared::adapters::{CachedSecrets, GraphHttpClient, SecretsManagerFetcher, aws_sdk_config};
-use shared::config::{ProcessEnv, SecretConfig, graph_from_env};
+use whatsapp_aws::{
+    CachedSecrets, GraphHttpClient, SecretsManagerFetcher, aws_sdk_config, graph_from_env,
+};
+use whatsapp_core::config::{ProcessEnv, SecretConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use shared::fakes::{
+use whatsapp_core::ports::GraphApi;
+use whatsapp_fakes::{
     MemoryContacts, MemoryDedupe, MemoryMessages, MemoryQueue, MemoryRedelivery, MemorySendControl,
     MemorySessions, MemoryTemplates, StaticSecrets,
 };
-use shared::ports::GraphApi;
 
 use crate::SenderPorts;
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use whatsapp_core::gates::Refusal;
 
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +96,18 @@ impl Outcome {
             detail: Some(detail.into()),
             ..Outcome::new(Verdict::Rejected, at_ms)
         }
+    }
+
+    /// The outcome of a job the gates refused.
+    pub fn refused(refusal: &Refusal, at_ms: i64) -> Self {
+        let mut o = Outcome::rejected(refusal.reason(), refusal.detail(), at_ms);
+        if let Refusal::TemplateParameters { problems, .. } = refusal {
+            o.violations = problems
+                .iter()
+                .filter_map(|p| serde_json::to_value(p).ok())
+                .collect();
+        }
+        o
     }
 
     pub fn to_json(&self) -> String {

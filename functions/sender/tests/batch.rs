@@ -11,11 +11,11 @@ use proptest::prelude::*;
 use sender::memory::MemorySenderPorts;
 use sender::{Outcome, Sender, SenderConfig, Verdict};
 use serde_json::json;
-use shared::graph::{
+use whatsapp_core::graph::{
     GraphErrorBody, MarkReadRequest, PhoneNumberInfo, ResponseMessage, SendMessageRequest,
     SendMessageResponse,
 };
-use shared::ports::{GraphApi, GraphCallError, SessionStore, UserKey};
+use whatsapp_core::ports::{GraphApi, GraphCallError, SessionStore, UserKey};
 
 const PHONE: &str = "106540352242922";
 
@@ -233,8 +233,8 @@ async fn the_sample_sqs_event_is_handled() {
 /// the redelivery does not resend; it waits for the status webhook and reconciles from it.
 #[tokio::test]
 async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
-    use shared::ports::{MessageStore, StatusUpdate};
-    use shared::webhook::StatusKind;
+    use whatsapp_core::ports::{MessageStore, StatusUpdate};
+    use whatsapp_core::webhook::StatusKind;
     let s = sender().await;
     let records = vec![record(0, job(0))];
     s.ports

@@ -14,13 +14,13 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use shared::graph::ErrorClass;
-use shared::ports::{
+use whatsapp_core::graph::ErrorClass;
+use whatsapp_core::ports::{
     GraphCallError, SecretSource, StoreError, TemplateApi, TemplateDefinition, TemplateStore,
 };
-use shared::templates::{
-    SyncError, TemplateSubmission, TemplateViolation, edit_allowed, sync_templates, validate,
-};
+use whatsapp_core::template_sync::{SyncError, sync_templates};
+use whatsapp_core::templates::{TemplateSubmission, TemplateViolation, edit_allowed, validate};
+use whatsapp_core::webhook::{TemplateCategory, TemplateStatus};
 
 /// An HTTP answer: status and JSON body.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +133,10 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
                     language: t.language.clone(),
                     template_id: Some(created.id.clone()),
                     status: created.status.clone(),
-                    category: created.category.clone().unwrap_or(t.category.clone()),
+                    category: created
+                        .category
+                        .clone()
+                        .unwrap_or_else(|| t.category.as_str().into()),
                     parameter_format: t.parameter_format.clone(),
                     components: Value::Array(t.components.clone()),
                     rejected_reason: None,
@@ -178,7 +181,7 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
             language: lang.to_owned(),
             category: new_category
                 .map(str::to_owned)
-                .or(record.category.clone())
+                .or(record.category.as_ref().map(|c| c.as_str().to_owned()))
                 .unwrap_or_default(),
             parameter_format: record.parameter_format.clone(),
             components: components.clone(),
@@ -216,8 +219,8 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
                     language: lang.to_owned(),
                     template_id: Some(id),
                     // An edit goes back to review.
-                    status: "PENDING".into(),
-                    category: merged.category,
+                    status: TemplateStatus::Pending,
+                    category: merged.category.as_str().into(),
                     parameter_format: merged.parameter_format,
                     components: Value::Array(components),
                     rejected_reason: None,
@@ -254,8 +257,10 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
                     name: name.to_owned(),
                     language: lang.to_owned(),
                     template_id: record.template_id,
-                    status: "DELETED".into(),
-                    category: record.category.unwrap_or_default(),
+                    status: TemplateStatus::Deleted,
+                    category: record
+                        .category
+                        .unwrap_or_else(|| TemplateCategory::Other(String::new())),
                     parameter_format: record.parameter_format,
                     components: record
                         .components
@@ -300,7 +305,7 @@ pub enum Failure {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Secrets(#[from] shared::ports::SecretError),
+    Secrets(#[from] whatsapp_core::ports::SecretError),
 }
 
 /// Meta's error, passed on: 429 for rate limits (4, 80007: retry later), 502/503 for Meta's own

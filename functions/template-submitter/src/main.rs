@@ -2,11 +2,12 @@
 //! wiring only.
 
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
-use shared::adapters::{
-    CachedSecrets, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher, aws_sdk_config,
-};
-use shared::config::{Env, ProcessEnv, SecretConfig, graph_from_env};
 use template_submitter::Submitter;
+use whatsapp_aws::{
+    CachedSecrets, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher, aws_sdk_config,
+    graph_from_env,
+};
+use whatsapp_core::config::{Env, ProcessEnv, SecretConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

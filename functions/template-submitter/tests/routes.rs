@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
-use shared::fakes::{MemoryTemplates, StaticSecrets};
-use shared::graph::GraphErrorBody;
-use shared::ports::{GraphCallError, TemplateApi};
-use shared::templates::{CreatedTemplate, TemplatePage, TemplateSubmission};
 use template_submitter::Submitter;
+use whatsapp_core::graph::GraphErrorBody;
+use whatsapp_core::ports::{GraphCallError, TemplateApi};
+use whatsapp_core::templates::{CreatedTemplate, TemplatePage, TemplateSubmission};
+use whatsapp_fakes::{MemoryTemplates, StaticSecrets};
 
 const WABA: &str = "102290129340398";
 
@@ -48,7 +48,7 @@ impl TemplateApi for FakeMeta {
             CreatedTemplate {
                 id: "555".into(),
                 status: "PENDING".into(),
-                category: Some(t.category.clone()),
+                category: Some(t.category.as_str().into()),
             },
         )
     }

@@ -9,8 +9,8 @@ use finance::refresh::{refresh, today};
 use finance::store::{PricedIndex, UsageTable};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde::Deserialize;
-use shared::adapters::aws_sdk_config;
-use shared::config::{Env, ProcessEnv, parse_numbers};
+use whatsapp_aws::aws_sdk_config;
+use whatsapp_core::config::{Env, ProcessEnv, parse_numbers};
 
 #[derive(Debug, Default, Deserialize)]
 struct Input {

@@ -1,8 +1,8 @@
 //! The webhook's configuration, from the environment (names match `infra/template.yaml`).
 
-use shared::adapters::IngestResources;
-use shared::config::{ConfigError, Env, SecretConfig};
-use shared::ingest::IngestConfig;
+use whatsapp_aws::IngestResources;
+use whatsapp_core::config::{ConfigError, Env, SecretConfig};
+use whatsapp_core::ingest::IngestConfig;
 
 use crate::Settings;
 

@@ -13,12 +13,12 @@ pub use config::Config;
 use std::collections::HashMap;
 
 use futures_util::future::join_all;
-use shared::ingest::{self, IngestConfig, IngestPorts, Outcome, single_item_envelope};
-use shared::metrics::Unit;
-use shared::ports::{MessageQueue, Quarantine, SecretSource};
-use shared::signature::{self, SignatureError};
-use shared::webhook::Envelope;
 use tracing::{debug, error, info, warn};
+use whatsapp_core::ingest::{self, IngestConfig, IngestPorts, Outcome, single_item_envelope};
+use whatsapp_core::metrics::Unit;
+use whatsapp_core::ports::{MessageQueue, Quarantine, SecretSource};
+use whatsapp_core::signature::{self, SignatureError};
+use whatsapp_core::webhook::Envelope;
 
 /// An HTTP request, as the Lambda adapter hands it over (body already base64-decoded).
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,7 @@ impl Tally {
         if self.inbound > 0 {
             metrics.push(("WindowHits", Unit::Count, self.window_hits as f64));
         }
-        shared::metrics::document("webhook", &[], &metrics, now_ms)
+        whatsapp_core::metrics::document("webhook", &[], &metrics, now_ms)
     }
 }
 
@@ -125,7 +125,7 @@ where
                 let started = std::time::Instant::now();
                 let (response, tally) = self.receive(req.signature, req.body, now_ms).await;
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
-                shared::metrics::emit(&[tally.metrics(ms, now_ms)]);
+                whatsapp_core::metrics::emit(&[tally.metrics(ms, now_ms)]);
                 response
             }
             _ => Response::text(405, "method not allowed"),
@@ -209,7 +209,7 @@ where
         tally.items = items.len();
         tally.inbound = items
             .iter()
-            .filter(|(_, i)| matches!(i, shared::webhook::Item::Message { .. }))
+            .filter(|(_, i)| matches!(i, whatsapp_core::webhook::Item::Message { .. }))
             .count();
         let mut failed = Vec::new();
         for chunk in items.chunks(self.settings.concurrency.max(1)) {
@@ -221,7 +221,7 @@ where
                 match result {
                     Ok(Outcome::Applied) => {
                         tally.applied += 1;
-                        if matches!(item, shared::webhook::Item::Message { .. }) {
+                        if matches!(item, whatsapp_core::webhook::Item::Message { .. }) {
                             tally.window_hits += 1;
                         }
                     }
@@ -278,8 +278,8 @@ where
 }
 
 /// The webhook field an item came from (a fixed label, safe to log).
-fn item_field(item: &shared::webhook::Item<'_>) -> String {
-    use shared::webhook::Item;
+fn item_field(item: &whatsapp_core::webhook::Item<'_>) -> String {
+    use whatsapp_core::webhook::Item;
     match item {
         Item::Message { .. } | Item::Status { .. } | Item::Error { .. } => "messages".into(),
         Item::TemplateStatus(_) => "message_template_status_update".into(),
@@ -336,7 +336,7 @@ impl Incoming {
             query,
             signature: event
                 .headers
-                .get(shared::signature::SIGNATURE_HEADER)
+                .get(whatsapp_core::signature::SIGNATURE_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             body,

@@ -4,12 +4,12 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::adapters::{
+use webhook::{Config, Incoming, Webhook};
+use whatsapp_aws::{
     AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, aws_sdk_config,
     s3_client,
 };
-use shared::config::ProcessEnv;
-use webhook::{Config, Incoming, Webhook};
+use whatsapp_core::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use shared::fakes::{MemoryPorts, MemoryQuarantine, MemoryQueue, StaticSecrets};
-use shared::signature::sign;
+use whatsapp_core::signature::sign;
+use whatsapp_fakes::{MemoryPorts, MemoryQuarantine, MemoryQueue, StaticSecrets};
 
 use super::*;
 
@@ -160,7 +160,7 @@ async fn an_inbound_message_opens_the_window_and_reaches_the_bots_once() {
     assert_eq!(again.duplicates, 1, "Meta's retry changes nothing");
     let forwarded = w.ports.inbound.bodies();
     assert_eq!(forwarded.len(), 1);
-    let event: shared::ingest::InboundEvent = serde_json::from_str(&forwarded[0]).unwrap();
+    let event: whatsapp_core::ingest::InboundEvent = serde_json::from_str(&forwarded[0]).unwrap();
     assert_eq!(
         event.user.user_id.as_deref(),
         Some("US.13491208655302741918")

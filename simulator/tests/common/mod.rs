@@ -36,7 +36,7 @@ impl Receiver {
             // Every webhook verifies with the app secret over the exact bytes, and is ASCII
             // (Meta escapes everything else).
             assert_eq!(
-                shared::signature::verify(SECRET.as_bytes(), body.as_bytes(), Some(sig)),
+                whatsapp_core::signature::verify(SECRET.as_bytes(), body.as_bytes(), Some(sig)),
                 Ok(()),
                 "bad signature on {body}"
             );

@@ -1,0 +1,159 @@
+//! Stage 1, continued: gather what the gates decide on (I/O), decide with the one pure policy
+//! ([`whatsapp_core::gates`]), and take a messaging-limit slot for a business-initiated message.
+
+use whatsapp_core::gates::{self, Decision, GateSettings, SendFacts};
+use whatsapp_core::job::{Recipient, SendJob};
+use whatsapp_core::policy::Consent;
+use whatsapp_core::ports::{
+    ContactStore, SendControl, SessionStore, TemplateRecord, TemplateStore, UserKey,
+};
+
+use crate::admit::Taken;
+use crate::config::NumberHome;
+use crate::keys::callback_data;
+use crate::outcome::Outcome;
+use crate::step::{Clock, Ready, Step, done, stamp};
+use crate::{Sender, SenderPorts, Transient};
+
+/// Who the job is for: the key windows and consent are kept under, and the phone-number key a
+/// producer's opt-in may sit under before the user ever wrote.
+struct Recipients {
+    user: UserKey,
+    phone: Option<UserKey>,
+}
+
+impl<P: SenderPorts> Sender<P> {
+    /// Gates 2–5 for a job whose record we hold.
+    pub(crate) async fn apply_policy(&self, t: Taken, clock: Clock) -> Result<Step, Transient> {
+        let to = self.recipients(&t.job).await?;
+        let template = self.template_record(&t.job, &t.home).await?;
+        let window = self.ports.sessions().window(&to.user).await?;
+        let now = clock.now_s();
+        let kind = gates::kind_of(&t.job.message, template.as_ref());
+        let needs = gates::needs(kind, &window, now);
+        let consent = match needs.consent {
+            true => self.consent(&to).await?,
+            false => Consent::default(),
+        };
+        let marketing_paused = needs.marketing_pause
+            && self
+                .number_limits(&t.job.phone_number_id)
+                .await
+                .marketing_paused;
+        let facts = SendFacts {
+            window,
+            consent,
+            marketing_paused,
+            template: template.as_ref(),
+        };
+        let settings = GateSettings {
+            require_opt_in: self.config.require_opt_in,
+        };
+        let refusal = match gates::decide(&t.job.message, &facts, now, &settings) {
+            Decision::Refuse(r) => Some(r),
+            Decision::Pass {
+                business_initiated: false,
+            } => None,
+            Decision::Pass {
+                business_initiated: true,
+            } => self.reach(&t.job, &t.home, &to.user, now).await?.err(),
+        };
+        if let Some(refusal) = refusal {
+            let o = stamp(
+                Outcome::refused(&refusal, clock.now_ms()),
+                &t.job,
+                t.checkpoint.failures,
+            );
+            self.complete(&t.key, &o, clock).await?;
+            return Ok(done(o, None));
+        }
+        Ok(Step::Ready(Box::new(Ready {
+            callback: callback_data(&t.key),
+            job: t.job,
+            key: t.key,
+            user: to.user,
+            window,
+            failures: t.checkpoint.failures,
+            slot_at_ms: None,
+        })))
+    }
+
+    /// Windows and consent are kept under the business-scoped id once the user has written
+    /// (their phone number is an alias of it); a producer's opt-in for a user who never wrote
+    /// is under the phone number.
+    async fn recipients(&self, job: &SendJob) -> Result<Recipients, Transient> {
+        let pn = &job.phone_number_id;
+        let key = |u: &str| UserKey {
+            phone_number_id: pn.clone(),
+            user: u.to_owned(),
+        };
+        Ok(match &job.to {
+            Recipient::UserId(u) => Recipients {
+                user: key(u),
+                phone: None,
+            },
+            Recipient::WaId(w) => match self.ports.contacts().resolve_alias(pn, w).await? {
+                Some(bsuid) => Recipients {
+                    user: key(&bsuid),
+                    phone: Some(key(w)),
+                },
+                None => Recipients {
+                    user: key(w),
+                    phone: None,
+                },
+            },
+        })
+    }
+
+    /// The stored record of a template job's template (`None` for other jobs, or unknown).
+    async fn template_record(
+        &self,
+        job: &SendJob,
+        home: &NumberHome,
+    ) -> Result<Option<TemplateRecord>, Transient> {
+        let Some(t) = job.message.as_template() else {
+            return Ok(None);
+        };
+        Ok(self
+            .ports
+            .templates()
+            .template(&home.waba_id, &t.name, &t.language.code)
+            .await?)
+    }
+
+    /// Consent, read under both of the user's keys and merged.
+    async fn consent(&self, to: &Recipients) -> Result<Consent, Transient> {
+        let mut consent = self.ports.contacts().consent(&to.user).await?;
+        if let Some(k) = &to.phone {
+            consent = consent.merged(&self.ports.contacts().consent(k).await?);
+        }
+        Ok(consent)
+    }
+
+    /// Gate 5: a business-initiated message takes a slot of the portfolio's budget, atomically
+    /// with every other sender.
+    async fn reach(
+        &self,
+        job: &SendJob,
+        home: &NumberHome,
+        user: &UserKey,
+        now: i64,
+    ) -> Result<Result<(), gates::Refusal>, Transient> {
+        let tier = self
+            .number_limits(&job.phone_number_id)
+            .await
+            .tier
+            .unwrap_or_else(|| self.config.default_tier.clone());
+        let reach = self
+            .ports
+            .control()
+            .reach(
+                &home.portfolio_id,
+                &user.user,
+                now,
+                tier.unique_user_limit(),
+            )
+            .await?;
+        Ok(gates::messaging_limit(reach))
+    }
+}

@@ -1,0 +1,115 @@
+//! Stage 2, per number: gate 6, the number's throughput. Every ready record of a number
+//! reserves a slot of the shared counters in as few writes as they allow; the slot arithmetic is
+//! [`whatsapp_core::policy`]'s.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use whatsapp_core::policy::{THROUGHPUT_SLOT_MS, granted, slot_capacity, slot_of};
+use whatsapp_core::ports::{NumberLimits, SendControl};
+
+use crate::step::{Checkpoint, Clock, Step, delay_seconds};
+use crate::{Sender, SenderPorts, lock};
+
+impl<P: SenderPorts> Sender<P> {
+    /// The limits the poller stored for a number, cached for `limits_cache`; the defaults when
+    /// the store cannot be read (the sender's own defaults are the conservative ones).
+    pub(crate) async fn number_limits(&self, phone_number_id: &str) -> NumberLimits {
+        if let Some((at, l)) = lock(&self.limits).get(phone_number_id)
+            && at.elapsed() < self.config.limits_cache
+        {
+            return l.clone();
+        }
+        match self.ports.control().number_limits(phone_number_id).await {
+            Ok(l) => {
+                lock(&self.limits).insert(phone_number_id.to_owned(), (Instant::now(), l.clone()));
+                l
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "number limits unavailable; using defaults");
+                NumberLimits::default()
+            }
+        }
+    }
+
+    /// Gate 6: reserves a throughput slot for every ready record, per number.
+    pub(crate) async fn reserve_throughput(&self, steps: &mut [Step], clock: Clock) {
+        let mut by_number: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in steps.iter().enumerate() {
+            if let Step::Ready(r) = s {
+                by_number
+                    .entry(r.job.phone_number_id.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for (pn, idx) in by_number {
+            let pending = self.reserve_for_number(&pn, &idx, steps, clock).await;
+            // No slot within the wait we allow: back to the queue, nothing sent.
+            for i in pending {
+                if let Step::Ready(r) = &steps[i] {
+                    let delay = 1_000 + whatsapp_core::jitter_ms(1_000) as i64;
+                    let cp = Checkpoint::unsent(r.failures);
+                    steps[i] = match self.hold(&r.key, clock.now_ms() + delay, &cp).await {
+                        Ok(()) => Step::Later {
+                            delay_s: Some(delay_seconds(delay)),
+                        },
+                        Err(_) => Step::Later { delay_s: None },
+                    };
+                }
+            }
+        }
+    }
+
+    /// Takes slots for the records `idx` of number `pn`, from the first slot not known to be
+    /// full, within the wait allowed. Returns the records that got none.
+    async fn reserve_for_number(
+        &self,
+        pn: &str,
+        idx: &[usize],
+        steps: &mut [Step],
+        clock: Clock,
+    ) -> Vec<usize> {
+        let mps = self
+            .number_limits(pn)
+            .await
+            .mps
+            .unwrap_or(self.config.default_mps);
+        let now_ms = clock.now_ms();
+        let first = slot_of(now_ms);
+        let last = slot_of(now_ms + self.config.throughput_max_wait_ms);
+        let mut slot = lock(&self.next_slot)
+            .get(pn)
+            .copied()
+            .filter(|s| (first..=last).contains(s))
+            .unwrap_or(first);
+        let mut pending = idx;
+        while !pending.is_empty() && slot <= last {
+            let capacity = slot_capacity(mps, slot);
+            if capacity == 0 {
+                slot += 1;
+                continue;
+            }
+            let wanted = u32::try_from(pending.len()).unwrap_or(u32::MAX);
+            let got = match self.ports.control().add_to_slot(pn, slot, wanted).await {
+                Ok(count) => granted(count, wanted, capacity),
+                Err(e) => {
+                    tracing::warn!(error = %e, "throughput slot unavailable");
+                    break;
+                }
+            };
+            let (now_taken, rest) = pending.split_at(got as usize);
+            for &i in now_taken {
+                if let Step::Ready(r) = &mut steps[i] {
+                    r.slot_at_ms = Some(slot * THROUGHPUT_SLOT_MS);
+                }
+            }
+            pending = rest;
+            if !pending.is_empty() || got == capacity {
+                slot += 1;
+            }
+        }
+        lock(&self.next_slot).insert(pn.to_owned(), slot);
+        pending.to_vec()
+    }
+}

@@ -1,0 +1,103 @@
+//! Stage 3, per record: wait for the throughput slot, gate 7 (the pair rate, through the
+//! queue), and the Graph call, with one token refresh after a 190.
+
+use std::time::Duration;
+
+use whatsapp_core::graph::{SendMessageRequest, SendMessageResponse};
+use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl};
+
+use crate::outcome::Outcome;
+use crate::step::{Checkpoint, Clock, Ready, Step, delay_seconds, done, stamp};
+use crate::{Sender, SenderPorts, Transient};
+
+impl<P: SenderPorts> Sender<P> {
+    pub(crate) async fn send_step(&self, step: Step, clock: Clock, deadline_ms: i64) -> Step {
+        let Step::Ready(ready) = step else {
+            return step;
+        };
+        let key = ready.key.clone();
+        let failures = ready.failures;
+        match self.send(*ready, clock, deadline_ms).await {
+            Ok(step) => step,
+            Err(e) => {
+                // Nothing was sent: say so, so the retry need not wait for reconciliation.
+                tracing::warn!(error = %e, "transient failure before sending; the record will be retried");
+                let cp = Checkpoint::unsent(failures);
+                let _ = self.hold(&key, clock.now_ms() + 1_000, &cp).await;
+                Step::Later { delay_s: None }
+            }
+        }
+    }
+
+    /// Gate 7 (pair rate), then the Graph call and its classification.
+    async fn send(&self, r: Ready, clock: Clock, deadline_ms: i64) -> Result<Step, Transient> {
+        if let Some(at) = r.slot_at_ms {
+            let wait = at - clock.now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        let unsent = Checkpoint::unsent(r.failures);
+        // Too close to the deadline to finish a call: give it back untouched.
+        if deadline_ms - clock.now_ms() < 2_000 {
+            self.hold(&r.key, clock.now_ms() + 1_000, &unsent).await?;
+            return Ok(Step::Later { delay_s: Some(1) });
+        }
+        // 7. Pair rate: wait through the queue, never in process.
+        if let Some(next) = self
+            .ports
+            .control()
+            .take_pair_turn(&r.user, clock.now_ms(), self.config.pair_gap_ms)
+            .await?
+        {
+            let wait = next - clock.now_ms() + whatsapp_core::jitter_ms(500) as i64;
+            self.hold(&r.key, clock.now_ms() + wait, &unsent).await?;
+            return Ok(Step::Later {
+                delay_s: Some(delay_seconds(wait)),
+            });
+        }
+        let Some(request) = SendMessageRequest::for_job(&r.job, Some(&r.callback)) else {
+            // Cannot happen: our callback data is 35 bytes.
+            let o = Outcome::rejected("internal", "callback data too long", clock.now_ms());
+            return Ok(done(stamp(o, &r.job, r.failures), None));
+        };
+        let result = self.call_graph(&r, &request).await?;
+        Ok(self.settle(r, result, clock).await)
+    }
+
+    /// The Graph call. A 190 means the token was rotated or expired: re-read it once and retry
+    /// once.
+    async fn call_graph(
+        &self,
+        r: &Ready,
+        request: &SendMessageRequest<'_>,
+    ) -> Result<Result<SendMessageResponse, GraphCallError>, Transient> {
+        let is_190 = |res: &Result<SendMessageResponse, GraphCallError>| matches!(res, Err(GraphCallError::Api { body, .. }) if body.code == 190);
+        let pn = &r.job.phone_number_id;
+        let secrets = self.ports.secrets().secrets().await?;
+        let mut result = self
+            .ports
+            .graph()
+            .send_message(pn, request, &secrets.access_token)
+            .await;
+        if is_190(&result) {
+            let fresh = self.ports.secrets().refresh().await?;
+            if fresh.access_token != secrets.access_token {
+                tracing::info!("access token refreshed after 190; retrying once");
+                result = self
+                    .ports
+                    .graph()
+                    .send_message(pn, request, &fresh.access_token)
+                    .await;
+            }
+            if is_190(&result) {
+                tracing::error!(
+                    alert = true,
+                    code = 190,
+                    "access token rejected after refresh"
+                );
+            }
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,150 @@
+//! Where a record stands between the pipeline's stages, and the invocation's clock.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use whatsapp_core::job::{JobRejection, SendJob};
+use whatsapp_core::policy::WindowState;
+use whatsapp_core::ports::UserKey;
+
+use crate::outcome::{Outcome, OutcomeError};
+
+/// The clock of one invocation: the `now` the entry point injected, plus the real time elapsed
+/// since (the sender waits for throughput slots within an invocation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    start_ms: i64,
+    started: Instant,
+}
+
+impl Clock {
+    pub(crate) fn starting_at(start_ms: i64) -> Self {
+        Clock {
+            start_ms,
+            started: Instant::now(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.start_ms + i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    pub(crate) fn now_s(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// What a holder leaves in the idempotency record when it gives the job back to the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    /// Nothing was sent: the next holder may send at once.
+    #[serde(default)]
+    pub unsent: bool,
+    /// A send whose outcome is unknown was made at this time (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_at_ms: Option<i64>,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub failures: u32,
+    /// The last failure's error, for the final outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<OutcomeError>,
+}
+
+impl Checkpoint {
+    /// Nothing was sent by this holder: the next may send at once.
+    pub(crate) fn unsent(failures: u32) -> Self {
+        Checkpoint {
+            unsent: true,
+            failures,
+            ..Checkpoint::default()
+        }
+    }
+}
+
+/// Where a record stands between stages.
+pub(crate) enum Step {
+    /// A verdict: dead-letter (if set), publish, acknowledge.
+    Done {
+        outcome: String,
+        dead_letter: Option<(String, String)>,
+    },
+    /// Give the record back to the queue, visible again in `delay_s` (`None`: the queue's own
+    /// visibility timeout).
+    Later { delay_s: Option<u32> },
+    /// Passed the gates; needs a throughput slot.
+    Ready(Box<Ready>),
+}
+
+/// A job that passed every gate that can refuse it.
+pub(crate) struct Ready {
+    pub job: SendJob,
+    pub key: String,
+    pub callback: String,
+    pub user: UserKey,
+    pub window: WindowState,
+    pub failures: u32,
+    /// When the throughput slot starts (epoch ms).
+    pub slot_at_ms: Option<i64>,
+}
+
+/// Milliseconds to whole seconds of SQS visibility (at least 1, at most 12 h).
+pub(crate) fn delay_seconds(ms: i64) -> u32 {
+    u32::try_from(((ms + 999) / 1000).clamp(1, 43_200)).unwrap_or(1)
+}
+
+/// A verdict, dead-lettered with `dead_letter` as its reason when set.
+pub(crate) fn done(o: Outcome, dead_letter: Option<&str>) -> Step {
+    Step::Done {
+        dead_letter: dead_letter.map(|r| (r.to_owned(), o.detail.clone().unwrap_or_default())),
+        outcome: o.to_json(),
+    }
+}
+
+/// Fills in the job's identity on an outcome.
+pub(crate) fn stamp(mut o: Outcome, job: &SendJob, attempts: u32) -> Outcome {
+    o.idempotency_key = Some(job.idempotency_key.clone());
+    o.phone_number_id = Some(job.phone_number_id.clone());
+    o.correlation = job.correlation.clone();
+    o.attempts = attempts;
+    o
+}
+
+/// The verdict of a body that is not a valid job (gate 0, the contract).
+pub(crate) fn rejected_job(body: &str, rejection: &JobRejection, now_ms: i64) -> Step {
+    let (reason, mut o) = match rejection {
+        JobRejection::Malformed { detail } => (
+            "malformed",
+            Outcome::rejected("malformed", detail.clone(), now_ms),
+        ),
+        JobRejection::Invalid { violations } => {
+            let mut o = Outcome::rejected(
+                "invalid",
+                format!("{} contract violation(s)", violations.len()),
+                now_ms,
+            );
+            o.violations = violations
+                .iter()
+                .filter_map(|v| serde_json::to_value(v).ok())
+                .collect();
+            ("invalid", o)
+        }
+    };
+    // Keep what identity the body has, so the producer can match the outcome.
+    if let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(body) {
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        o.idempotency_key = text("idempotency_key");
+        o.phone_number_id = text("phone_number_id");
+        if let Some(serde_json::Value::Object(c)) = v.get("correlation") {
+            o.correlation = c
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect();
+        }
+    }
+    done(o, Some(reason))
+}

@@ -1,0 +1,451 @@
+//! The send-control table (`pk`; TTL `expires_at`): the counters that hold the sender's limits
+//! across every concurrent instance.
+//!
+//! | item | attributes | meaning |
+//! |---|---|---|
+//! | `TP#<phone number id>#<slot>` | `sends` N | sends admitted in one 100 ms throughput slot |
+//! | `PAIR#<phone number id>#<user>` | `next_at` N (ms) | when the next message to that user may go |
+//! | `REACH#<portfolio>#<user>` | `reached_at` N (s) | when the user last took a messaging-limit slot |
+//! | `BUDGET#<portfolio>` | `buckets` M, `version` N | users reached per hour of the moving 24 h |
+//! | `NUM#<phone number id>` | `mps` N, `tier` S, `marketing_paused` BOOL, health fields | the number's limits and health, as the quality poller stores them |
+//! | `HISTORY#<phone number id>` | `changes` L | every health change, appended, never expired |
+//! | `DAY#<portfolio>#<day>` | `reached_users` N | users first reached that day (epoch day), for the tier projection |
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+
+use super::{Item, n, num, s, text, update_conditionally};
+use whatsapp_core::policy::{HealthChange, NumberHealth};
+use whatsapp_core::policy::{MessagingTier, ReachBudget};
+use whatsapp_core::ports::{
+    NumberLimits, NumberState, NumberStateStore, Reach, SendControl, StoreError, UserKey,
+};
+
+/// How many times a contended messaging-limit reservation is retried before giving up (the
+/// job is then retried through the queue).
+const REACH_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct DynamoSendControl {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSendControl {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoSendControl {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String, operation: &'static str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::new(operation, e))?
+            .item)
+    }
+
+    /// One optimistic attempt; `None` when another sender changed the budget or counted the
+    /// user first.
+    async fn try_reach(
+        &self,
+        portfolio_id: &str,
+        user: &str,
+        now: i64,
+        limit: Option<u32>,
+    ) -> Result<Option<Reach>, StoreError> {
+        let reach_pk = format!("REACH#{portfolio_id}#{user}");
+        let cut = now - 24 * 3600;
+        if let Some(item) = self.get(reach_pk.clone(), "control.reach_get").await?
+            && num(&item, "reached_at").is_some_and(|at| at > cut)
+        {
+            return Ok(Some(Reach::AlreadyCounted));
+        }
+        let budget_pk = format!("BUDGET#{portfolio_id}");
+        let budget_item = self.get(budget_pk.clone(), "control.budget_get").await?;
+        let version = budget_item
+            .as_ref()
+            .and_then(|i| num(i, "version"))
+            .unwrap_or(0);
+        let budget = ReachBudget {
+            buckets: budget_item.as_ref().map(budget_buckets).unwrap_or_default(),
+        };
+        let budget = match budget.reserve(now, limit) {
+            Ok(b) => b,
+            Err(refused) => return Ok(Some(Reach::Refused(refused))),
+        };
+        let buckets: std::collections::HashMap<String, AttributeValue> = budget
+            .buckets
+            .iter()
+            .map(|(h, c)| (h.to_string(), n(i64::from(*c))))
+            .collect();
+        let expires = now + 2 * 24 * 3600;
+        let reach = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(reach_pk))
+            .item("reached_at", n(now))
+            .item("expires_at", n(expires))
+            .condition_expression("attribute_not_exists(pk) OR reached_at <= :cut")
+            .expression_attribute_values(":cut", n(cut))
+            .build()
+            .map_err(|e| StoreError::new("control.reach_put", e))?;
+        let mut budget_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(budget_pk))
+            .item("buckets", AttributeValue::M(buckets))
+            .item("version", n(version + 1))
+            .item("expires_at", n(expires));
+        budget_put = if version == 0 {
+            budget_put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            budget_put
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version))
+        };
+        let budget_put = budget_put
+            .build()
+            .map_err(|e| StoreError::new("control.budget_put", e))?;
+        let day = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                s(format!("DAY#{portfolio_id}#{}", now.div_euclid(86_400))),
+            )
+            .update_expression("ADD reached_users :one SET expires_at = :dexp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":dexp", n(now + 9 * 86_400))
+            .build()
+            .map_err(|e| StoreError::new("control.reach_day", e))?;
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(reach).build())
+            .transact_items(TransactWriteItem::builder().put(budget_put).build())
+            .transact_items(TransactWriteItem::builder().update(day).build())
+            .send()
+            .await;
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match res {
+            Ok(_) => Ok(Some(Reach::Reserved)),
+            // Another sender got there first (a condition failed or the items were busy):
+            // read again and retry. Any other cancellation reason is a real error.
+            Err(e)
+                if e.as_service_error().is_some_and(|se| match se {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        c.cancellation_reasons().iter().all(|r| {
+                            matches!(
+                                r.code(),
+                                None | Some(
+                                    "None" | "ConditionalCheckFailed" | "TransactionConflict"
+                                )
+                            )
+                        })
+                    }
+                    _ => false,
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::new("control.reach", e)),
+        }
+    }
+}
+
+impl SendControl for DynamoSendControl {
+    async fn add_to_slot(
+        &self,
+        phone_number_id: &str,
+        slot: i64,
+        wanted: u32,
+    ) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("TP#{phone_number_id}#{slot}")))
+            .update_expression("ADD sends :w SET expires_at = :exp")
+            .expression_attribute_values(":w", n(i64::from(wanted)))
+            // Slots are 100 ms; keep them a minute for inspection.
+            .expression_attribute_values(":exp", n(slot / 10 + 60))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.add_to_slot", e))?;
+        Ok(out
+            .attributes
+            .as_ref()
+            .and_then(|a| num(a, "sends"))
+            .unwrap_or(i64::from(wanted))
+            .max(0) as u64)
+    }
+
+    async fn take_pair_turn(
+        &self,
+        key: &UserKey,
+        now_ms: i64,
+        gap_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let next = now_ms + gap_ms;
+        let out = update_conditionally(
+            &self.client,
+            &self.table,
+            s(format!("PAIR#{}#{}", key.phone_number_id, key.user)),
+            "control.take_pair_turn",
+            "SET next_at = :next, expires_at = :exp",
+            "attribute_not_exists(next_at) OR next_at <= :now",
+            vec![
+                (":next", n(next)),
+                (":now", n(now_ms)),
+                (":exp", n(next / 1000 + 3600)),
+            ],
+        )
+        .await?;
+        Ok(if out.applied {
+            None
+        } else {
+            Some(
+                out.item
+                    .as_ref()
+                    .and_then(|i| num(i, "next_at"))
+                    .unwrap_or(next),
+            )
+        })
+    }
+
+    async fn reach(
+        &self,
+        portfolio_id: &str,
+        user: &str,
+        now: i64,
+        limit: Option<u32>,
+    ) -> Result<Reach, StoreError> {
+        if limit.is_none() {
+            return Ok(Reach::AlreadyCounted);
+        }
+        for attempt in 0..REACH_ATTEMPTS {
+            if let Some(r) = self.try_reach(portfolio_id, user, now, limit).await? {
+                return Ok(r);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(whatsapp_core::jitter_ms(
+                5 << attempt.min(5),
+            )))
+            .await;
+        }
+        Err(StoreError::new(
+            "control.reach",
+            "messaging-limit budget stayed contended",
+        ))
+    }
+
+    async fn number_limits(&self, phone_number_id: &str) -> Result<NumberLimits, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("NUM#{phone_number_id}")))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.number_limits", e))?
+            .item;
+        Ok(item.map_or_else(NumberLimits::default, |i| NumberLimits {
+            mps: num(&i, "mps").and_then(|m| u32::try_from(m).ok()),
+            tier: text(&i, "tier").and_then(|t| t.parse::<MessagingTier>().ok()),
+            marketing_paused: i
+                .get("marketing_paused")
+                .and_then(|b| b.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        }))
+    }
+}
+
+/// The budget as stored, for inspection in tests and tools.
+pub fn budget_buckets(item: &Item) -> BTreeMap<i64, u32> {
+    item.get("buckets")
+        .and_then(|b| b.as_m().ok())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(h, v)| Some((h.parse().ok()?, v.as_n().ok()?.parse().ok()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl NumberStateStore for DynamoSendControl {
+    async fn number_state(&self, phone_number_id: &str) -> Result<Option<NumberState>, StoreError> {
+        let item = self
+            .get(format!("NUM#{phone_number_id}"), "control.number_state")
+            .await?;
+        // An item with only a back-off (the first poll was rate limited) has `polled_at` 0.
+        Ok(item.map(|i| {
+            let t = |k: &str| text(&i, k).unwrap_or_default();
+            NumberState {
+                health: NumberHealth {
+                    quality: t("quality"),
+                    status: t("number_status"),
+                    name_status: t("name_status"),
+                    throughput_level: t("throughput_level"),
+                    tier: t("tier"),
+                },
+                marketing_paused: i
+                    .get("marketing_paused")
+                    .and_then(|b| b.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                polled_at: num(&i, "polled_at").unwrap_or(0),
+                backoff_until: num(&i, "backoff_until"),
+            }
+        }))
+    }
+
+    async fn put_number_state(
+        &self,
+        phone_number_id: &str,
+        st: &NumberState,
+    ) -> Result<(), StoreError> {
+        let h = &st.health;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("NUM#{phone_number_id}")))
+            .update_expression(
+                "SET mps = :mps, tier = :tier, marketing_paused = :mp, quality = :q, \
+                 number_status = :st, name_status = :ns, throughput_level = :tl, polled_at = :at \
+                 REMOVE backoff_until",
+            )
+            .expression_attribute_values(":mps", n(i64::from(h.mps())))
+            .expression_attribute_values(":tier", s(h.tier.as_str()))
+            .expression_attribute_values(":mp", AttributeValue::Bool(st.marketing_paused))
+            .expression_attribute_values(":q", s(h.quality.as_str()))
+            .expression_attribute_values(":st", s(h.status.as_str()))
+            .expression_attribute_values(":ns", s(h.name_status.as_str()))
+            .expression_attribute_values(":tl", s(h.throughput_level.as_str()))
+            .expression_attribute_values(":at", n(st.polled_at))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.put_number_state", e))?;
+        Ok(())
+    }
+
+    async fn set_backoff(&self, phone_number_id: &str, until: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("NUM#{phone_number_id}")))
+            .update_expression("SET backoff_until = :u")
+            .expression_attribute_values(":u", n(until))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.set_backoff", e))?;
+        Ok(())
+    }
+
+    async fn append_history(
+        &self,
+        phone_number_id: &str,
+        at_ms: i64,
+        changes: &[HealthChange],
+    ) -> Result<(), StoreError> {
+        let entries: Vec<AttributeValue> = changes
+            .iter()
+            .map(|c| {
+                let mut m = std::collections::HashMap::from([
+                    ("at_ms".to_owned(), n(at_ms)),
+                    ("field".to_owned(), s(c.field.as_str())),
+                    ("to".to_owned(), s(c.to.as_str())),
+                ]);
+                if let Some(f) = &c.from {
+                    m.insert("from".to_owned(), s(f.as_str()));
+                }
+                AttributeValue::M(m)
+            })
+            .collect();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HISTORY#{phone_number_id}")))
+            .update_expression("SET changes = list_append(if_not_exists(changes, :none), :c)")
+            .expression_attribute_values(":none", AttributeValue::L(vec![]))
+            .expression_attribute_values(":c", AttributeValue::L(entries))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.append_history", e))?;
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        phone_number_id: &str,
+    ) -> Result<whatsapp_core::ports::HealthHistory, StoreError> {
+        let item = self
+            .get(format!("HISTORY#{phone_number_id}"), "control.history")
+            .await?;
+        let mut out: whatsapp_core::ports::HealthHistory = Vec::new();
+        for e in item
+            .as_ref()
+            .and_then(|i| i.get("changes"))
+            .and_then(|c| c.as_l().ok())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let Ok(m) = e.as_m() else { continue };
+            let at = num(m, "at_ms").unwrap_or(0);
+            let change = HealthChange {
+                field: text(m, "field").unwrap_or_default(),
+                from: text(m, "from"),
+                to: text(m, "to").unwrap_or_default(),
+            };
+            match out.last_mut() {
+                Some((t, v)) if *t == at => v.push(change),
+                _ => out.push((at, vec![change])),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reached_7d(&self, portfolio_id: &str, now: i64) -> Result<u64, StoreError> {
+        let last = now.div_euclid(86_400);
+        let first = last - 6;
+        let keys: Vec<_> = (first..=last)
+            .map(|d| {
+                std::collections::HashMap::from([(
+                    "pk".to_owned(),
+                    s(format!("DAY#{portfolio_id}#{d}")),
+                )])
+            })
+            .collect();
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(
+                &self.table,
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| StoreError::new("control.reached_7d", e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.reached_7d", e))?;
+        Ok(out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| num(i, "reached_users"))
+                    .sum::<i64>()
+            })
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+}

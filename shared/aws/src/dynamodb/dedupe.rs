@@ -1,0 +1,185 @@
+//! Dedupe claims and idempotency records (partition key `pk`; TTL `expires_at`).
+//!
+//! | attribute | type | meaning |
+//! |---|---|---|
+//! | `record_state` | S | `INPROGRESS` or `COMPLETED` (absent on plain claims) |
+//! | `payload_hash` | S | hash of the payload the record was taken for |
+//! | `in_progress_until` | N | epoch **ms**: the holder's deadline |
+//! | `expires_at` | N | epoch **s**: when the record stops counting (and TTL) |
+//! | `result` | S | what `complete` stored |
+//! | `checkpoint` | S | what an in-progress holder left for the next one (opaque to the store) |
+
+use aws_sdk_dynamodb::Client;
+
+use super::{condition_failed, n, num, s, text};
+use whatsapp_core::ports::{Begin, Claim, DedupeStore, PreviousHold, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct DynamoDedupeStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDedupeStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDedupeStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl DedupeStore for DynamoDedupeStore {
+    async fn claim(&self, key: &str, now: i64, expires_at: i64) -> Result<Claim, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("expires_at", n(expires_at))
+            .item("claimed_at", n(now))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Claim::First),
+            Err(e) if condition_failed(&e).is_some() => Ok(Claim::Duplicate),
+            Err(e) => Err(StoreError::new("dedupe.claim", e)),
+        }
+    }
+
+    async fn begin(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Begin, StoreError> {
+        // One conditional UpdateItem (not PutItem): on success ALL_OLD hands back the record we
+        // replaced, so a takeover learns what the previous holder left without another read.
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression(
+                "SET record_state = :in_progress, payload_hash = :h, in_progress_until = :until, \
+                 expires_at = :exp REMOVE checkpoint, #r",
+            )
+            .expression_attribute_names("#r", "result")
+            // Powertools' three escape clauses: absent; expired (s); in progress past its
+            // holder's deadline (ms) — for the same payload only.
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s \
+                 OR (record_state = :in_progress AND in_progress_until < :now_ms \
+                     AND payload_hash = :h)",
+            )
+            .expression_attribute_values(":h", s(payload_hash))
+            .expression_attribute_values(":until", n(in_progress_until_ms))
+            .expression_attribute_values(":exp", n(expires_at))
+            .expression_attribute_values(":now_s", n(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":in_progress", s("INPROGRESS"))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Begin::Started {
+                previous: out.attributes.as_ref().and_then(|old| {
+                    let expired =
+                        num(old, "expires_at").is_some_and(|e| e < now_ms.div_euclid(1000));
+                    (text(old, "record_state").as_deref() == Some("INPROGRESS") && !expired).then(
+                        || PreviousHold {
+                            held_until_ms: num(old, "in_progress_until").unwrap_or(0),
+                            checkpoint: text(old, "checkpoint"),
+                        },
+                    )
+                }),
+            }),
+            Err(e) => match condition_failed(&e) {
+                // The fast path returned the existing record: validate its payload hash too.
+                Some(Some(old)) => Ok(
+                    if text(&old, "payload_hash").as_deref() != Some(payload_hash) {
+                        Begin::PayloadMismatch
+                    } else if text(&old, "record_state").as_deref() == Some("COMPLETED") {
+                        Begin::Completed {
+                            result: text(&old, "result"),
+                        }
+                    } else if num(&old, "in_progress_until").is_some() {
+                        Begin::InProgress {
+                            until_ms: num(&old, "in_progress_until").unwrap_or(0),
+                        }
+                    } else {
+                        // A plain claim under the same key: treat as done.
+                        Begin::Completed { result: None }
+                    },
+                ),
+                Some(None) => Ok(Begin::InProgress { until_ms: now_ms }),
+                None => Err(StoreError::new("idempotency.begin", e)),
+            },
+        }
+    }
+
+    async fn checkpoint(
+        &self,
+        key: &str,
+        in_progress_until_ms: i64,
+        checkpoint: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression("SET in_progress_until = :until, checkpoint = :c")
+            .condition_expression("record_state = :in_progress")
+            .expression_attribute_values(":until", n(in_progress_until_ms))
+            .expression_attribute_values(":c", s(checkpoint))
+            .expression_attribute_values(":in_progress", s("INPROGRESS"))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("idempotency.checkpoint", e))?;
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .expression_attribute_values(":done", s("COMPLETED"))
+            .expression_attribute_values(":exp", n(expires_at));
+        req = match result {
+            Some(r) => req
+                .update_expression("SET record_state = :done, expires_at = :exp, #r = :r")
+                .expression_attribute_names("#r", "result")
+                .expression_attribute_values(":r", s(r)),
+            None => req.update_expression("SET record_state = :done, expires_at = :exp"),
+        };
+        req.send()
+            .await
+            .map_err(|e| StoreError::new("idempotency.complete", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("idempotency.release", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! The sender's gates, in their documented order, as pure functions over facts the caller
+//! gathered. The sender reads the facts, calls these, and acts on the answer; nothing else
+//! decides whether a job may be sent.
+//!
+//! | gate | refusal reasons, in the order they are checked | here |
+//! |---|---|---|
+//! | 1. number, deadline | `unknown_phone_number`, `expired` | [`admit`] |
+//! | (idempotency) | `idempotency_key_reused` | the sender, from the record |
+//! | 2. consent | `opted_out`, `no_opt_in`, `marketing_opt_out`, `marketing_paused` | [`decide`] |
+//! | 3. window | `window_closed` | [`decide`] |
+//! | 4. template | `template_unknown`, `template_paused`, `template_disabled`, `template_not_approved`, `template_definition_missing`, `template_parameters` | [`decide`] |
+//! | 5. messaging limit | `messaging_limit` | [`messaging_limit`], over the atomic reservation |
+//!
+//! Gates 6 (throughput: [`crate::policy::slot_capacity`], [`crate::policy::granted`]) and 7
+//! (pair rate: [`crate::policy::pair_rate_wait_ms`]) pace what passed; they never refuse.
+
+use crate::job::OutboundMessage;
+use crate::policy::{
+    Consent, OutboundKind, ParameterProblem, Reach, TemplateCategoryKind, TemplateShape,
+    WindowState, check_parameters,
+};
+use crate::templates::TemplateRecord;
+use crate::webhook::TemplateStatus;
+
+/// The settings the gates read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateSettings {
+    /// A business-initiated message needs a recorded opt-in (`REQUIRE_OPT_IN`).
+    pub require_opt_in: bool,
+}
+
+/// Why a job is refused before anything reaches Meta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownPhoneNumber,
+    Expired,
+    IdempotencyKeyReused,
+    OptedOut,
+    NoOptIn,
+    MarketingOptOut,
+    MarketingPaused,
+    WindowClosed,
+    TemplateUnknown {
+        name: String,
+        language: String,
+    },
+    TemplatePaused {
+        name: String,
+    },
+    TemplateDisabled {
+        name: String,
+    },
+    TemplateNotApproved {
+        name: String,
+        status: String,
+    },
+    TemplateDefinitionMissing {
+        name: String,
+    },
+    TemplateParameters {
+        name: String,
+        problems: Vec<ParameterProblem>,
+    },
+    MessagingLimit {
+        limit: u32,
+        retry_at: i64,
+    },
+}
+
+impl Refusal {
+    /// Every reason a refusal can carry, in gate order.
+    pub const REASONS: [&'static str; 15] = [
+        "unknown_phone_number",
+        "expired",
+        "idempotency_key_reused",
+        "opted_out",
+        "no_opt_in",
+        "marketing_opt_out",
+        "marketing_paused",
+        "window_closed",
+        "template_unknown",
+        "template_paused",
+        "template_disabled",
+        "template_not_approved",
+        "template_definition_missing",
+        "template_parameters",
+        "messaging_limit",
+    ];
+
+    /// The machine-readable reason of the outcome.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::UnknownPhoneNumber => "unknown_phone_number",
+            Refusal::Expired => "expired",
+            Refusal::IdempotencyKeyReused => "idempotency_key_reused",
+            Refusal::OptedOut => "opted_out",
+            Refusal::NoOptIn => "no_opt_in",
+            Refusal::MarketingOptOut => "marketing_opt_out",
+            Refusal::MarketingPaused => "marketing_paused",
+            Refusal::WindowClosed => "window_closed",
+            Refusal::TemplateUnknown { .. } => "template_unknown",
+            Refusal::TemplatePaused { .. } => "template_paused",
+            Refusal::TemplateDisabled { .. } => "template_disabled",
+            Refusal::TemplateNotApproved { .. } => "template_not_approved",
+            Refusal::TemplateDefinitionMissing { .. } => "template_definition_missing",
+            Refusal::TemplateParameters { .. } => "template_parameters",
+            Refusal::MessagingLimit { .. } => "messaging_limit",
+        }
+    }
+
+    /// The human-readable detail of the outcome: never message text or phone numbers.
+    pub fn detail(&self) -> String {
+        match self {
+            Refusal::UnknownPhoneNumber => {
+                "this deployment does not send from that phone number id".into()
+            }
+            Refusal::Expired => "not_after passed before the job could be sent".into(),
+            Refusal::IdempotencyKeyReused => {
+                "a different job already used this idempotency key".into()
+            }
+            Refusal::OptedOut => "the user opted out of business-initiated messages".into(),
+            Refusal::NoOptIn => {
+                "business-initiated messages need a recorded opt-in (REQUIRE_OPT_IN)".into()
+            }
+            Refusal::MarketingOptOut => "the user stopped marketing messages".into(),
+            Refusal::MarketingPaused => {
+                "marketing is paused on this number while its quality or status recovers".into()
+            }
+            Refusal::WindowClosed => {
+                "free-form messages need an open customer-service window; send an approved template"
+                    .into()
+            }
+            Refusal::TemplateUnknown { name, language } => {
+                format!("no template {name} in language {language} for this account")
+            }
+            Refusal::TemplatePaused { name } => {
+                format!("template {name} is paused for low quality")
+            }
+            Refusal::TemplateDisabled { name } => format!("template {name} is disabled"),
+            Refusal::TemplateNotApproved { name, status } => {
+                format!("template {name} is {status}")
+            }
+            Refusal::TemplateDefinitionMissing { name } => format!(
+                "template {name} has no stored definition to check parameters against; sync templates"
+            ),
+            Refusal::TemplateParameters { name, problems } => format!(
+                "{} parameter problem(s) against template {name}",
+                problems.len()
+            ),
+            Refusal::MessagingLimit { limit, retry_at } => format!(
+                "the portfolio reached {limit} unique users outside a service window in 24 h; room again at {retry_at}"
+            ),
+        }
+    }
+}
+
+/// Gate 1: the job names a number of this deployment and its `not_after` has not passed.
+pub fn admit(known_number: bool, not_after_ms: Option<i64>, now_ms: i64) -> Result<(), Refusal> {
+    if !known_number {
+        return Err(Refusal::UnknownPhoneNumber);
+    }
+    if not_after_ms.is_some_and(|t| t < now_ms) {
+        return Err(Refusal::Expired);
+    }
+    Ok(())
+}
+
+/// What a message is for policy: free-form, or a template of the category its stored record
+/// gives. A template we know nothing about, or whose category is unknown, counts as marketing:
+/// the most restricted category.
+pub fn kind_of(message: &OutboundMessage, template: Option<&TemplateRecord>) -> OutboundKind {
+    if message.as_template().is_none() {
+        return OutboundKind::FreeForm;
+    }
+    OutboundKind::Template(template.and_then(|r| r.category.as_ref()).map_or(
+        TemplateCategoryKind::Marketing,
+        TemplateCategoryKind::from_category,
+    ))
+}
+
+/// Whether a message sent at `now` to a user with `window` is business-initiated: the
+/// customer-service window is closed.
+pub fn business_initiated(window: &WindowState, now: i64) -> bool {
+    !window.csw_open(now)
+}
+
+/// The facts [`decide`] reads beyond the window and template, so the caller reads nothing
+/// else: consent for business-initiated or marketing messages, the number's marketing pause for
+/// marketing ones. Facts not needed never change the decision (a property test holds this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    pub consent: bool,
+    pub marketing_pause: bool,
+}
+
+pub fn needs(kind: OutboundKind, window: &WindowState, now: i64) -> Needs {
+    let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
+    Needs {
+        consent: business_initiated(window, now) || marketing,
+        marketing_pause: marketing,
+    }
+}
+
+/// Everything gates 2–4 decide on.
+#[derive(Debug, Clone, Copy)]
+pub struct SendFacts<'a> {
+    pub window: WindowState,
+    /// The user's consent (both of their keys merged); the default when [`needs`] said no.
+    pub consent: Consent,
+    /// The number's marketing pause; `false` when [`needs`] said no.
+    pub marketing_paused: bool,
+    /// For a template message, what the templates table holds about it (`None`: unknown).
+    pub template: Option<&'a TemplateRecord>,
+}
+
+/// The verdict of gates 2–4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Refuse(Refusal),
+    /// The message may go. A business-initiated one must first take a slot of the portfolio's
+    /// messaging limit (gate 5, [`messaging_limit`]).
+    Pass {
+        business_initiated: bool,
+    },
+}
+
+/// Gates 2–4, in order: consent, window, template.
+pub fn decide(
+    message: &OutboundMessage,
+    facts: &SendFacts<'_>,
+    now: i64,
+    settings: &GateSettings,
+) -> Decision {
+    match gates(message, facts, now, settings) {
+        Ok(business_initiated) => Decision::Pass { business_initiated },
+        Err(r) => Decision::Refuse(r),
+    }
+}
+
+fn gates(
+    message: &OutboundMessage,
+    facts: &SendFacts<'_>,
+    now: i64,
+    settings: &GateSettings,
+) -> Result<bool, Refusal> {
+    let kind = kind_of(message, facts.template);
+    let bi = business_initiated(&facts.window, now);
+    let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
+    consent(&facts.consent, bi, marketing, settings)?;
+    if marketing && facts.marketing_paused {
+        return Err(Refusal::MarketingPaused);
+    }
+    if facts.window.permits(kind, now).is_err() {
+        return Err(Refusal::WindowClosed);
+    }
+    if let Some(template) = message.as_template() {
+        template_gate(template, facts.template)?;
+    }
+    Ok(bi)
+}
+
+/// Gate 2: consent.
+fn consent(
+    consent: &Consent,
+    business_initiated: bool,
+    marketing: bool,
+    settings: &GateSettings,
+) -> Result<(), Refusal> {
+    if business_initiated && consent.opted_out() {
+        return Err(Refusal::OptedOut);
+    }
+    if business_initiated && settings.require_opt_in && !consent.opted_in() {
+        return Err(Refusal::NoOptIn);
+    }
+    if marketing && (consent.marketing_stopped() || consent.opted_out()) {
+        return Err(Refusal::MarketingOptOut);
+    }
+    Ok(())
+}
+
+/// Gate 4: the template is known, approved, and the job's parameters fit its definition.
+fn template_gate(
+    message: &crate::job::TemplateMessage,
+    record: Option<&TemplateRecord>,
+) -> Result<(), Refusal> {
+    let name = || message.name.clone();
+    let Some(record) = record else {
+        return Err(Refusal::TemplateUnknown {
+            name: name(),
+            language: message.language.code.clone(),
+        });
+    };
+    match &record.status {
+        Some(TemplateStatus::Approved) => {}
+        Some(TemplateStatus::Paused) => return Err(Refusal::TemplatePaused { name: name() }),
+        Some(TemplateStatus::Disabled) => return Err(Refusal::TemplateDisabled { name: name() }),
+        other => {
+            return Err(Refusal::TemplateNotApproved {
+                name: name(),
+                status: other
+                    .as_ref()
+                    .map_or("UNKNOWN", TemplateStatus::as_str)
+                    .to_owned(),
+            });
+        }
+    }
+    let Some(components) = record
+        .components
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+    else {
+        return Err(Refusal::TemplateDefinitionMissing { name: name() });
+    };
+    let shape = TemplateShape::from_definition(
+        record.parameter_format.as_deref(),
+        record.category.as_ref(),
+        &components,
+    );
+    let problems = check_parameters(&shape, message);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::TemplateParameters {
+            name: name(),
+            problems,
+        })
+    }
+}
+
+/// Gate 5: what the atomic reservation of a messaging-limit slot answered.
+pub fn messaging_limit(reach: Reach) -> Result<(), Refusal> {
+    match reach {
+        Reach::AlreadyCounted | Reach::Reserved => Ok(()),
+        Reach::Refused(r) => Err(Refusal::MessagingLimit {
+            limit: r.limit,
+            retry_at: r.retry_at,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,460 @@
+//! What one webhook item does, exactly once, whichever function runs it (the webhook inline, or
+//! the event processor from the events queue).
+//!
+//! Every effect is either monotonic (windows, consent, status merge, template and phone state:
+//! a replay or an older event changes nothing) or gated by an idempotency record (forwarding an
+//! inbound message to the bots' queue), so duplicates, retries and reordering are harmless.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{WindowState, fold_keyword, is_keyword};
+use crate::ports::{
+    Begin, ConsentEvent, ContactStore, DedupeStore, MessageQueue, MessageStore, PhoneStateStore,
+    QueueError, SessionStore, StatusUpdate, StoreError, TemplateStore, UserKey,
+};
+use crate::webhook::{
+    Change, Contact, Entry, Envelope, InboundMessage, Item, ItemContext, MessageContent,
+    MessagesValue, Metadata, PreferenceValue, StatusKind, UserPreferencesValue,
+};
+
+/// The error Meta reports when a user stopped marketing messages.
+const MARKETING_STOPPED: i64 = 131_050;
+
+/// The stores and queues ingest writes to.
+pub trait IngestPorts: Send + Sync {
+    type Sessions: SessionStore;
+    type Contacts: ContactStore;
+    type Messages: MessageStore;
+    type Templates: TemplateStore;
+    type Phones: PhoneStateStore;
+    type Dedupe: DedupeStore;
+    type Inbound: MessageQueue;
+
+    fn sessions(&self) -> &Self::Sessions;
+    fn contacts(&self) -> &Self::Contacts;
+    fn messages(&self) -> &Self::Messages;
+    fn templates(&self) -> &Self::Templates;
+    fn phones(&self) -> &Self::Phones;
+    fn dedupe(&self) -> &Self::Dedupe;
+    /// The queue bots consume inbound messages from.
+    fn inbound(&self) -> &Self::Inbound;
+}
+
+/// Settings of ingest.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Folded opt-out keywords (`OPT_OUT_KEYWORDS`, default `STOP,UNSUBSCRIBE,CANCEL,STOPP,PARAR,ARRET,BAJA`).
+    pub opt_out_keywords: Vec<String>,
+    /// Folded opt-in keywords (`OPT_IN_KEYWORDS`, default `START,SUBSCRIBE,UNSTOP`).
+    pub opt_in_keywords: Vec<String>,
+    /// How long a forwarded message's idempotency record lives: longer than Meta's 7 days of
+    /// retries.
+    pub dedupe_ttl_seconds: i64,
+    /// How long a forward may stay in progress before another delivery may take it over.
+    pub in_progress_ms: i64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            opt_out_keywords: fold_all("STOP,UNSUBSCRIBE,CANCEL,STOPP,PARAR,ARRET,BAJA"),
+            opt_in_keywords: fold_all("START,SUBSCRIBE,UNSTOP"),
+            dedupe_ttl_seconds: 8 * 24 * 3600,
+            in_progress_ms: 30_000,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The defaults, with `OPT_OUT_KEYWORDS` / `OPT_IN_KEYWORDS` (comma-separated) when set and
+    /// not empty.
+    pub fn from_env(env: &impl crate::config::Env) -> Self {
+        let defaults = IngestConfig::default();
+        let keywords = |name: &str, default: Vec<String>| {
+            env.get(name)
+                .filter(|v| !v.trim().is_empty())
+                .map_or(default, |v| fold_all(&v))
+        };
+        IngestConfig {
+            opt_out_keywords: keywords("OPT_OUT_KEYWORDS", defaults.opt_out_keywords),
+            opt_in_keywords: keywords("OPT_IN_KEYWORDS", defaults.opt_in_keywords),
+            ..defaults
+        }
+    }
+}
+
+/// Folds a comma-separated keyword list for matching.
+pub fn fold_all(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(fold_keyword)
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+/// What processing an item did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Effects applied (or re-applied, harmlessly).
+    Applied,
+    /// Already done by an earlier delivery.
+    Duplicate,
+    /// Another delivery is forwarding this message right now.
+    InFlight,
+    /// Understood and deliberately ignored (unknown field, malformed value, no user id); the
+    /// reason is a fixed label, safe to log.
+    Skipped(&'static str),
+}
+
+/// Why an item could not be processed; always retryable.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("could not serialise the inbound event")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// An inbound message as bots receive it on the inbound queue (one per SQS message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    /// Shape version; 1.
+    pub version: u32,
+    pub waba_id: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+    pub user: InboundUser,
+    /// The message as Meta sent it (`id`, `timestamp`, `type` and the typed body).
+    pub message: InboundMessage,
+    /// When the customer-service window closes (epoch s), after this message.
+    pub window_closes_at: Option<i64>,
+    /// `opt_out` or `opt_in` when the text was a consent keyword (already recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_keyword: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundUser {
+    /// The business-scoped user id, or the phone number when Meta sent no BSUID.
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+fn user_key(metadata: &Metadata, user: &str) -> UserKey {
+    UserKey {
+        phone_number_id: metadata.phone_number_id.clone(),
+        user: user.to_owned(),
+    }
+}
+
+/// The text a consent keyword may be in.
+fn keyword_text(m: &InboundMessage) -> Option<&str> {
+    match &m.content {
+        MessageContent::Text(t) => Some(&t.body),
+        MessageContent::Button(b) => Some(&b.text),
+        _ => None,
+    }
+}
+
+/// Processes one item.
+// Written out (not `async fn`) so that `Send` is part of the signature callers rely on.
+#[allow(clippy::manual_async_fn)]
+pub fn process<'a, P: IngestPorts>(
+    ports: &'a P,
+    config: &'a IngestConfig,
+    ctx: ItemContext<'a>,
+    item: Item<'a>,
+    now_ms: i64,
+) -> impl Future<Output = Result<Outcome, IngestError>> + Send + 'a {
+    async move {
+        let at = ctx.entry_time.unwrap_or(now_ms / 1000);
+        match item {
+            Item::Message {
+                metadata,
+                contact,
+                message,
+            } => inbound(ports, config, ctx, metadata, contact, message, now_ms).await,
+            Item::Status { metadata, status } => {
+                let update = StatusUpdate {
+                    wamid: &status.id,
+                    waba_id: ctx.waba_id,
+                    phone_number_id: &metadata.phone_number_id,
+                    status: &status.status,
+                    at: status.timestamp,
+                    recipient: status.user_key(),
+                    callback_data: status.biz_opaque_callback_data.as_deref(),
+                    pricing: status.pricing.as_ref(),
+                    conversation: status.conversation.as_ref(),
+                    error: status.errors.first(),
+                };
+                let applied = ports.messages().merge_status(update).await?;
+                let stopped = status.status == StatusKind::Failed
+                    && status.errors.iter().any(|e| e.code == MARKETING_STOPPED);
+                if let (true, Some(user)) = (stopped, status.user_key()) {
+                    ports
+                        .contacts()
+                        .record_consent(
+                            &user_key(metadata, user),
+                            ConsentEvent::MarketingStop,
+                            status.timestamp,
+                        )
+                        .await?;
+                }
+                Ok(if applied {
+                    Outcome::Applied
+                } else {
+                    Outcome::Duplicate
+                })
+            }
+            Item::Error { .. } => Ok(Outcome::Skipped("system_error")),
+            Item::TemplateStatus(t) => Ok(applied(
+                ports.templates().record_status(ctx.waba_id, t, at).await?,
+            )),
+            Item::TemplateCategory(t) => Ok(applied(
+                ports
+                    .templates()
+                    .record_category(ctx.waba_id, t, at)
+                    .await?,
+            )),
+            Item::PhoneNumberQuality(q) => Ok(applied(
+                ports.phones().record_quality(ctx.waba_id, q, at).await?,
+            )),
+            Item::BusinessCapability(b) => Ok(applied(
+                ports.phones().record_capability(ctx.waba_id, b, at).await?,
+            )),
+            Item::Account(a) => Ok(applied(
+                ports.phones().record_account(ctx.waba_id, a, at).await?,
+            )),
+            Item::UserPreference {
+                metadata,
+                preference,
+            } => {
+                let (Some(metadata), Some(user)) = (metadata, preference.user_key()) else {
+                    return Ok(Outcome::Skipped("preference_without_user"));
+                };
+                let event = match preference.value {
+                    PreferenceValue::Stop => ConsentEvent::MarketingStop,
+                    PreferenceValue::Resume => ConsentEvent::MarketingResume,
+                    PreferenceValue::Other(_) => return Ok(Outcome::Skipped("unknown_preference")),
+                };
+                ports
+                    .contacts()
+                    .record_consent(&user_key(metadata, user), event, preference.timestamp)
+                    .await?;
+                Ok(Outcome::Applied)
+            }
+            Item::Unhandled { .. } => Ok(Outcome::Skipped("unhandled_field")),
+            Item::Malformed { .. } => Ok(Outcome::Skipped("malformed_value")),
+        }
+    }
+}
+
+fn applied(changed: bool) -> Outcome {
+    if changed {
+        Outcome::Applied
+    } else {
+        Outcome::Duplicate
+    }
+}
+
+async fn inbound<P: IngestPorts>(
+    ports: &P,
+    config: &IngestConfig,
+    ctx: ItemContext<'_>,
+    metadata: &Metadata,
+    contact: Option<&Contact>,
+    message: &InboundMessage,
+    now_ms: i64,
+) -> Result<Outcome, IngestError> {
+    let user_id = message
+        .from_user_id
+        .as_deref()
+        .or(contact.and_then(|c| c.user_id.as_deref()));
+    let wa_id = message
+        .from
+        .as_deref()
+        .or(contact.and_then(|c| c.wa_id.as_deref()));
+    let Some(user) = user_id.or(wa_id) else {
+        return Ok(Outcome::Skipped("message_without_user"));
+    };
+    let key = user_key(metadata, user);
+    let mut window = WindowState::default();
+    let mut keyword = None;
+    if message.is_from_user() {
+        // The window, the alias and a consent keyword are independent, idempotent and
+        // monotonic: written concurrently (the acknowledgement waits for the slowest, not the
+        // sum), and safe to repeat on every delivery.
+        let consent = keyword_text(message).and_then(|text| {
+            if is_keyword(text, &config.opt_out_keywords) {
+                Some((ConsentEvent::OptOut, "opt_out"))
+            } else if is_keyword(text, &config.opt_in_keywords) {
+                Some((ConsentEvent::OptIn, "opt_in"))
+            } else {
+                None
+            }
+        });
+        let alias = async {
+            match (user_id, wa_id) {
+                (Some(u), Some(w)) => {
+                    ports
+                        .contacts()
+                        .record_alias(&metadata.phone_number_id, w, u, message.timestamp)
+                        .await
+                }
+                _ => Ok(()),
+            }
+        };
+        let keyword_write = async {
+            match consent {
+                Some((event, _)) => {
+                    ports
+                        .contacts()
+                        .record_consent(&key, event, message.timestamp)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (w, (), ()) = futures_util::future::try_join3(
+            ports
+                .sessions()
+                .record_inbound(&key, message.timestamp, message.referral.is_some()),
+            alias,
+            keyword_write,
+        )
+        .await?;
+        window = w;
+        keyword = consent.map(|(_, label)| label.to_owned());
+    }
+    // Forward to bots exactly once.
+    let record = format!("in#{}", message.id);
+    let now_s = now_ms / 1000;
+    match ports
+        .dedupe()
+        .begin(
+            &record,
+            &message.id,
+            now_ms,
+            now_ms + config.in_progress_ms,
+            now_s + config.dedupe_ttl_seconds,
+        )
+        .await?
+    {
+        Begin::Started { .. } => {}
+        Begin::InProgress { .. } => return Ok(Outcome::InFlight),
+        Begin::Completed { .. } | Begin::PayloadMismatch => return Ok(Outcome::Duplicate),
+    }
+    let event = InboundEvent {
+        version: 1,
+        waba_id: ctx.waba_id.to_owned(),
+        phone_number_id: metadata.phone_number_id.clone(),
+        display_phone_number: metadata.display_phone_number.clone(),
+        user: InboundUser {
+            key: user.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            wa_id: wa_id.map(str::to_owned),
+            name: contact
+                .and_then(|c| c.profile.as_ref())
+                .and_then(|p| p.name.clone()),
+            username: contact
+                .and_then(|c| c.profile.as_ref())
+                .and_then(|p| p.username.clone()),
+        },
+        message: message.clone(),
+        window_closes_at: window.csw_expires_at(),
+        consent_keyword: keyword,
+    };
+    let forwarded = async {
+        let body = serde_json::to_string(&event)?;
+        ports.inbound().send(&body, None).await?;
+        Ok::<_, IngestError>(())
+    }
+    .await;
+    match forwarded {
+        Ok(()) => {
+            ports
+                .dedupe()
+                .complete(&record, None, now_s + config.dedupe_ttl_seconds)
+                .await?;
+            Ok(Outcome::Applied)
+        }
+        Err(e) => {
+            // Let the retry take the record at once instead of waiting for the lease.
+            let _ = ports.dedupe().release(&record).await;
+            Err(e)
+        }
+    }
+}
+
+/// An envelope holding only `item`: what the webhook enqueues for the event processor when it
+/// could not process the item inline. Always far below SQS's message size limit.
+pub fn single_item_envelope(ctx: ItemContext<'_>, item: Item<'_>) -> Option<Envelope> {
+    let change = match item {
+        Item::Message {
+            metadata,
+            contact,
+            message,
+        } => Change::Messages(MessagesValue {
+            messaging_product: Some("whatsapp".into()),
+            metadata: metadata.clone(),
+            contacts: contact.cloned().into_iter().collect(),
+            messages: vec![message.clone()],
+            ..MessagesValue::default()
+        }),
+        Item::Status { metadata, status } => Change::Messages(MessagesValue {
+            messaging_product: Some("whatsapp".into()),
+            metadata: metadata.clone(),
+            statuses: vec![status.clone()],
+            ..MessagesValue::default()
+        }),
+        Item::TemplateStatus(t) => Change::MessageTemplateStatusUpdate(t.clone()),
+        Item::TemplateCategory(t) => Change::TemplateCategoryUpdate(t.clone()),
+        Item::PhoneNumberQuality(q) => Change::PhoneNumberQualityUpdate(q.clone()),
+        Item::BusinessCapability(b) => Change::BusinessCapabilityUpdate(b.clone()),
+        Item::Account(a) => Change::AccountUpdate(a.clone()),
+        Item::UserPreference {
+            metadata,
+            preference,
+        } => Change::UserPreferences(UserPreferencesValue {
+            messaging_product: Some("whatsapp".into()),
+            metadata: metadata.cloned(),
+            contacts: Vec::new(),
+            user_preferences: vec![preference.clone()],
+        }),
+        // Nothing to retry.
+        Item::Error { .. } | Item::Unhandled { .. } | Item::Malformed { .. } => return None,
+    };
+    Some(Envelope {
+        object: "whatsapp_business_account".into(),
+        entry: vec![Entry {
+            id: ctx.waba_id.to_owned(),
+            time: ctx.entry_time,
+            changes: vec![change],
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_come_from_the_environment_and_empty_means_default() {
+        let c = IngestConfig::from_env(&[
+            ("OPT_OUT_KEYWORDS", "Halt, ARRÊT"),
+            ("OPT_IN_KEYWORDS", " "),
+        ]);
+        assert_eq!(c.opt_out_keywords, ["halt", "arret"]);
+        assert_eq!(c.opt_in_keywords, IngestConfig::default().opt_in_keywords);
+    }
+}
