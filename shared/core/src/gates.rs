@@ -12,7 +12,7 @@
 //! | 5. messaging limit | `messaging_limit` | [`messaging_limit`], over the atomic reservation |
 //!
 //! Gates 6 (throughput: [`crate::policy::slot_capacity`], [`crate::policy::granted`]) and 7
-//! (pair rate: [`crate::policy::pair_rate_wait_ms`]) pace what passed; they never refuse.
+//! (pair rate: [`crate::policy::pair_turn`]) pace what passed; they never refuse.
 
 use crate::job::OutboundMessage;
 use crate::policy::{

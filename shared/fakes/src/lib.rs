@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use whatsapp_core::ingest::IngestPorts;
-use whatsapp_core::policy::{Consent, WindowState, merge_status, status_rank};
+use whatsapp_core::policy::{
+    Consent, PairTurn, WindowState, merge_status, pair_turn, status_advances,
+};
 use whatsapp_core::ports::{
     Begin, Claim, ConsentEvent, ContactStore, DedupeStore, MessageQueue, MessageRecord,
     MessageStore, PhoneStateStore, PreviousHold, Quarantine, QueueError, SecretError, SecretSource,
@@ -244,10 +246,7 @@ impl MessageStore for MemoryMessages {
                 m.conversation_id = Some(c.id.clone());
             }
         }
-        let advances = match &m.status {
-            None => true,
-            Some(cur) => status_rank(u.status) > status_rank(cur),
-        };
+        let advances = status_advances(m.status.as_ref(), u.status);
         if advances {
             m.status = Some(merge_status(m.status.as_ref(), u.status));
             m.status_at = Some(u.at);
@@ -602,10 +601,10 @@ impl whatsapp_core::ports::SendControl for MemorySendControl {
         gap_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
         let mut pairs = lock(&self.pairs);
-        match pairs.get(key) {
-            Some(&next) if next > now_ms => Ok(Some(next)),
-            _ => {
-                pairs.insert(key.clone(), now_ms + gap_ms);
+        match pair_turn(pairs.get(key).copied(), now_ms, gap_ms) {
+            PairTurn::Wait { until_ms } => Ok(Some(until_ms)),
+            PairTurn::Take { next_at_ms } => {
+                pairs.insert(key.clone(), next_at_ms);
                 Ok(None)
             }
         }

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{HealthChange, NumberHealth};
-use whatsapp_core::policy::{MessagingTier, ReachBudget};
+use whatsapp_core::policy::{MessagingTier, PairTurn, ReachBudget, pair_turn};
 use whatsapp_core::ports::{
     NumberLimits, NumberState, NumberStateStore, Reach, SendControl, StoreError, UserKey,
 };
@@ -194,7 +194,13 @@ impl SendControl for DynamoSendControl {
         now_ms: i64,
         gap_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let next = now_ms + gap_ms;
+        // pair_turn as one conditional write: take the turn if it is free at `now_ms`.
+        let next = match pair_turn(None, now_ms, gap_ms) {
+            PairTurn::Take { next_at_ms }
+            | PairTurn::Wait {
+                until_ms: next_at_ms,
+            } => next_at_ms,
+        };
         let out = update_conditionally(
             &self.client,
             &self.table,
@@ -209,16 +215,15 @@ impl SendControl for DynamoSendControl {
             ],
         )
         .await?;
-        Ok(if out.applied {
-            None
-        } else {
-            Some(
-                out.item
-                    .as_ref()
-                    .and_then(|i| num(i, "next_at"))
-                    .unwrap_or(next),
-            )
-        })
+        if out.applied {
+            return Ok(None);
+        }
+        let stored = out.item.as_ref().and_then(|i| num(i, "next_at"));
+        Ok(Some(match pair_turn(stored, now_ms, gap_ms) {
+            PairTurn::Wait { until_ms } => until_ms,
+            // Freed between our read and the answer: try again at once.
+            PairTurn::Take { .. } => now_ms,
+        }))
     }
 
     async fn reach(

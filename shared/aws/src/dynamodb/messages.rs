@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Item, n, num, s, text, update_conditionally};
-use whatsapp_core::policy::status_rank;
+use whatsapp_core::policy::{rank_advances, status_rank};
 use whatsapp_core::ports::{MessageRecord, MessageStore, StatusUpdate, StoreError};
 use whatsapp_core::usage::{usage_day, usage_partition};
 use whatsapp_core::webhook::{Pricing, StatusKind};
@@ -139,13 +139,15 @@ enum Plan {
     PricingOnly,
 }
 
+/// [`rank_advances`] as a condition.
 const STATUS_ADVANCES: &str = "(attribute_not_exists(status_rank) OR status_rank < :r)";
 const PRICING_EARLIER: &str = "(attribute_not_exists(priced_at) OR priced_at > :pat)";
 const PRICED_BEFORE: &str = "(attribute_exists(priced_at) AND priced_at <= :pat)";
 
 /// What still applies of a priced status with `rank` at `at`, given the item as it is.
 fn plan_for(old: &Item, rank: i64, at: i64) -> Option<Plan> {
-    let advances = num(old, "status_rank").is_none_or(|r| r < rank);
+    let stored = num(old, "status_rank").map(|r| u8::try_from(r).unwrap_or(u8::MAX));
+    let advances = rank_advances(stored, u8::try_from(rank).unwrap_or(0));
     let earlier = num(old, "priced_at").is_none_or(|t| t > at);
     match (advances, earlier) {
         (true, true) => Some(Plan::Both),

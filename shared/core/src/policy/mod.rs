@@ -5,7 +5,6 @@
 mod consent;
 mod health;
 mod limits;
-mod pricing;
 mod status;
 mod template;
 mod window;
@@ -13,7 +12,6 @@ mod window;
 pub use consent::*;
 pub use health::*;
 pub use limits::*;
-pub use pricing::*;
 pub use status::*;
 pub use template::*;
 pub use window::*;

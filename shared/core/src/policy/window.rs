@@ -145,10 +145,25 @@ pub struct WindowDenial {
     pub closed_at: Option<i64>,
 }
 
-/// The wait before the next message to one user, given when we last sent to them: about one
-/// message per `min_gap_ms` (Meta's pair rate is about 1 per 6 s). Returns 0 when it may go now.
-pub fn pair_rate_wait_ms(last_sent_ms: Option<i64>, now_ms: i64, min_gap_ms: i64) -> i64 {
-    last_sent_ms.map_or(0, |last| (last + min_gap_ms - now_ms).max(0))
+/// Meta's pair rate as turns: one message per `gap_ms` from one number to one user. Given when
+/// the next turn is free (`next_at_ms`, stored per pair; `None` when we never sent), a send at
+/// `now_ms` either takes the turn, and the one after is free `gap_ms` later, or waits for it.
+pub fn pair_turn(next_at_ms: Option<i64>, now_ms: i64, gap_ms: i64) -> PairTurn {
+    match next_at_ms {
+        Some(until_ms) if until_ms > now_ms => PairTurn::Wait { until_ms },
+        _ => PairTurn::Take {
+            next_at_ms: now_ms + gap_ms,
+        },
+    }
+}
+
+/// What [`pair_turn`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairTurn {
+    /// Send now; the next turn is free at `next_at_ms`.
+    Take { next_at_ms: i64 },
+    /// Wait until `until_ms`; nothing is taken.
+    Wait { until_ms: i64 },
 }
 
 /// Meta's pair rate: about one message every 6 s from one business number to one user.
@@ -215,12 +230,20 @@ mod tests {
 
     #[test]
     fn pair_rate_waits_the_rest_of_the_gap() {
-        assert_eq!(pair_rate_wait_ms(None, 10_000, PAIR_RATE_GAP_MS), 0);
+        let g = PAIR_RATE_GAP_MS;
         assert_eq!(
-            pair_rate_wait_ms(Some(10_000), 12_000, PAIR_RATE_GAP_MS),
-            4_000
+            pair_turn(None, 10_000, g),
+            PairTurn::Take { next_at_ms: 16_000 }
         );
-        assert_eq!(pair_rate_wait_ms(Some(10_000), 16_000, PAIR_RATE_GAP_MS), 0);
+        // Sent at 10 000: the next turn is at 16 000.
+        assert_eq!(
+            pair_turn(Some(16_000), 12_000, g),
+            PairTurn::Wait { until_ms: 16_000 }
+        );
+        assert_eq!(
+            pair_turn(Some(16_000), 16_000, g),
+            PairTurn::Take { next_at_ms: 22_000 }
+        );
     }
 
     proptest! {
@@ -253,13 +276,24 @@ mod tests {
             prop_assert_eq!(allowed, now < T0 + last + CSW_SECONDS);
         }
 
-        /// Pacing never asks to wait longer than the gap, and never lets two sends closer.
+        /// However sends are attempted, taken turns are never closer than the gap, and a wait
+        /// is never longer than the gap.
         #[test]
-        fn pair_rate_wait_is_bounded(last in 0i64..1_000_000, dt in 0i64..20_000) {
-            let now = last + dt;
-            let wait = pair_rate_wait_ms(Some(last), now, PAIR_RATE_GAP_MS);
-            prop_assert!(wait <= PAIR_RATE_GAP_MS);
-            prop_assert!(now + wait >= last + PAIR_RATE_GAP_MS);
+        fn pair_turns_are_a_gap_apart(attempts in prop::collection::vec(0i64..20_000, 1..30)) {
+            let mut attempts = attempts;
+            attempts.sort_unstable();
+            let mut next = None;
+            let mut taken: Vec<i64> = Vec::new();
+            for now in attempts {
+                match pair_turn(next, now, PAIR_RATE_GAP_MS) {
+                    PairTurn::Take { next_at_ms } => {
+                        taken.push(now);
+                        next = Some(next_at_ms);
+                    }
+                    PairTurn::Wait { until_ms } => prop_assert!(until_ms - now <= PAIR_RATE_GAP_MS),
+                }
+            }
+            prop_assert!(taken.windows(2).all(|w| w[1] - w[0] >= PAIR_RATE_GAP_MS));
         }
     }
 }
