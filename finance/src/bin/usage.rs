@@ -123,10 +123,8 @@ fn required(name: &'static str) -> Result<String, Error> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64
+    use whatsapp_core::ports::Clock;
+    whatsapp_aws::SystemClock.now_ms().div_euclid(1000)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Error> {

@@ -3,9 +3,11 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use event_processor::Processor;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use whatsapp_aws::SystemClock;
 use whatsapp_aws::{AwsIngestPorts, IngestResources, aws_sdk_config};
 use whatsapp_core::config::{Env, ProcessEnv};
 use whatsapp_core::ingest::IngestConfig;
+use whatsapp_core::ports::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -24,9 +26,7 @@ async fn main() -> Result<(), Error> {
     };
     let processor = &processor;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as i64;
+        let now_ms = SystemClock.now_ms();
         Ok::<SqsBatchResponse, Error>(processor.handle(&event.payload.records, now_ms).await)
     }))
     .await

@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::json;
 use whatsapp_core::config::NumberHome;
-use whatsapp_core::graph::ErrorClass;
-use whatsapp_core::policy::{NumberHealth, TierProjection, health_changes, project_tier};
+use whatsapp_core::graph::{ErrorClass, PhoneNumberInfo};
+use whatsapp_core::policy::{
+    HealthChange, NumberHealth, TierProjection, health_changes, project_tier,
+};
 use whatsapp_core::ports::{
     AlertSink, GraphApi, GraphCallError, NumberState, NumberStateStore, SecretSource, TemplateApi,
     TemplateStore,
@@ -163,24 +165,9 @@ where
         {
             return NumberResult::BackingOff { until };
         }
-        let info = match self.graph.phone_number(pn, token).await {
-            Ok(i) => i,
-            Err(e) => {
-                let c = e.classification();
-                let code = graph_code(&e);
-                if matches!(code, 4 | 80007) {
-                    let until = now + i64::try_from(c.retry_after.as_secs()).unwrap_or(120);
-                    if let Err(err) = self.control.set_backoff(pn, until).await {
-                        tracing::warn!(error = %err, "could not store the back-off");
-                    }
-                    tracing::warn!(code, until, "Graph rate limit while polling; backing off");
-                    return NumberResult::RateLimited { until, code };
-                }
-                if c.alert || c.class == ErrorClass::Terminal {
-                    tracing::error!(alert = true, code, "polling a number failed");
-                }
-                return failed(format!("graph error {code}"));
-            }
+        let info = match self.fetch(pn, token, now).await {
+            Ok(info) => info,
+            Err(result) => return result,
         };
         let health = NumberHealth::from_info(&info);
         let previous = old.as_ref().filter(|o| o.polled_at > 0).map(|o| &o.health);
@@ -197,50 +184,94 @@ where
             return failed(e.to_string());
         }
         if !changes.is_empty() {
-            if let Err(e) = self.control.append_history(pn, now_ms, &changes).await {
-                tracing::warn!(error = %e, "could not append the history");
-            }
-            let reached = self
-                .control
-                .reached_7d(&home.portfolio_id, now)
-                .await
-                .unwrap_or(0);
-            let projection = project_tier(&health, reached);
-            let alert = HealthAlert {
-                version: 1,
-                kind: "number_health_changed",
-                phone_number_id: pn,
-                waba_id: &home.waba_id,
-                changes: &changes,
-                health: &health,
-                marketing_paused: paused,
-                mps: health.mps(),
-                tier_projection: &projection,
-                at_ms: now_ms,
-            };
-            let event = serde_json::to_value(&alert).unwrap_or_default();
-            let subject = format!(
-                "WhatsApp number {pn}: {}",
-                changes
-                    .iter()
-                    .map(|c| format!("{} {}", c.field, c.to))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            if let Err(e) = self.alerts.publish(&subject, &event).await {
-                tracing::warn!(error = %e, "alert not published");
-            }
-            tracing::info!(
-                phone_number_id = pn,
-                changes = changes.len(),
-                marketing_paused = paused,
-                "number health changed"
-            );
+            self.report(pn, home, &health, &changes, paused, now_ms)
+                .await;
         }
         NumberResult::Polled {
             changes: changes.len(),
             marketing_paused: paused,
         }
+    }
+
+    /// The number's node from the Graph API; a rate limit (4, 80007) stores a back-off.
+    async fn fetch(
+        &self,
+        pn: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<PhoneNumberInfo, NumberResult> {
+        let e = match self.graph.phone_number(pn, token).await {
+            Ok(info) => return Ok(info),
+            Err(e) => e,
+        };
+        let c = e.classification();
+        let code = graph_code(&e);
+        if matches!(code, 4 | 80007) {
+            let until = now + i64::try_from(c.retry_after.as_secs()).unwrap_or(120);
+            if let Err(err) = self.control.set_backoff(pn, until).await {
+                tracing::warn!(error = %err, "could not store the back-off");
+            }
+            tracing::warn!(code, until, "Graph rate limit while polling; backing off");
+            return Err(NumberResult::RateLimited { until, code });
+        }
+        if c.alert || c.class == ErrorClass::Terminal {
+            tracing::error!(alert = true, code, "polling a number failed");
+        }
+        Err(NumberResult::Failed {
+            reason: format!("graph error {code}"),
+        })
+    }
+
+    /// A change: appended to the history, and published with the tier projection.
+    async fn report(
+        &self,
+        pn: &str,
+        home: &NumberHome,
+        health: &NumberHealth,
+        changes: &[HealthChange],
+        paused: bool,
+        now_ms: i64,
+    ) {
+        let now = now_ms / 1000;
+        if let Err(e) = self.control.append_history(pn, now_ms, changes).await {
+            tracing::warn!(error = %e, "could not append the history");
+        }
+        let reached = self
+            .control
+            .reached_7d(&home.portfolio_id, now)
+            .await
+            .unwrap_or(0);
+        let projection = project_tier(health, reached);
+        let alert = HealthAlert {
+            version: 1,
+            kind: "number_health_changed",
+            phone_number_id: pn,
+            waba_id: &home.waba_id,
+            changes,
+            health,
+            marketing_paused: paused,
+            mps: health.mps(),
+            tier_projection: &projection,
+            at_ms: now_ms,
+        };
+        let event = serde_json::to_value(&alert).unwrap_or_default();
+        let subject = format!(
+            "WhatsApp number {pn}: {}",
+            changes
+                .iter()
+                .map(|c| format!("{} {}", c.field, c.to))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Err(e) = self.alerts.publish(&subject, &event).await {
+            tracing::warn!(error = %e, "alert not published");
+        }
+        tracing::info!(
+            phone_number_id = pn,
+            changes = changes.len(),
+            marketing_paused = paused,
+            "number health changed"
+        );
     }
 }
 

@@ -2,11 +2,13 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use quality_poller::{PollReport, Poller, PollerConfig};
+use whatsapp_aws::SystemClock;
 use whatsapp_aws::{
     CachedSecrets, DynamoSendControl, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher,
     SnsAlerts, aws_sdk_config, graph_from_env,
 };
 use whatsapp_core::config::{Env, ProcessEnv, SecretConfig, parse_numbers};
+use whatsapp_core::ports::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -59,9 +61,7 @@ async fn main() -> Result<(), Error> {
     let poller = &poller;
     run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_millis() as i64;
+            let now_ms = SystemClock.now_ms();
             let report: PollReport = poller.run(now_ms).await;
             tracing::info!(numbers = report.numbers.len(), "poll finished");
             Ok::<_, Error>(report)

@@ -4,10 +4,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use sender::Sender;
 use sender::aws::{AwsSenderPorts, SenderResources};
+use whatsapp_aws::SystemClock;
 use whatsapp_aws::{
     CachedSecrets, GraphHttpClient, SecretsManagerFetcher, aws_sdk_config, graph_from_env,
 };
 use whatsapp_core::config::{ProcessEnv, SecretConfig};
+use whatsapp_core::ports::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,9 +31,7 @@ async fn main() -> Result<(), Error> {
     );
     let sender = &sender;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as i64;
+        let now_ms = SystemClock.now_ms();
         let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(now_ms + 30_000);
         Ok::<SqsBatchResponse, Error>(
             sender

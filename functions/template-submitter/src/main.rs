@@ -3,11 +3,13 @@
 
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use template_submitter::Submitter;
+use whatsapp_aws::SystemClock;
 use whatsapp_aws::{
     CachedSecrets, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher, aws_sdk_config,
     graph_from_env,
 };
 use whatsapp_core::config::{Env, ProcessEnv, SecretConfig};
+use whatsapp_core::ports::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -39,9 +41,7 @@ async fn main() -> Result<(), Error> {
     };
     let handler = &handler;
     run(service_fn(move |req: Request| async move {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64;
+        let now = SystemClock.now_ms().div_euclid(1000);
         let out = handler
             .handle(
                 req.method().as_str(),

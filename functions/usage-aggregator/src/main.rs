@@ -9,8 +9,10 @@ use finance::refresh::{refresh, today};
 use finance::store::{PricedIndex, UsageTable};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde::Deserialize;
+use whatsapp_aws::SystemClock;
 use whatsapp_aws::aws_sdk_config;
 use whatsapp_core::config::{Env, ProcessEnv, parse_numbers};
+use whatsapp_core::ports::Clock;
 
 #[derive(Debug, Default, Deserialize)]
 struct Input {
@@ -42,9 +44,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let input: Input = serde_json::from_value(event.payload).unwrap_or_default();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs() as i64;
+            let now = SystemClock.now_ms().div_euclid(1000);
             let period =
                 Period::ending(today(now), input.lookback_days.unwrap_or(default_lookback));
             let stats = refresh(index, usage, numbers, period, now).await?;

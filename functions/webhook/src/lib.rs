@@ -18,7 +18,7 @@ use whatsapp_core::ingest::{self, IngestConfig, IngestPorts, Outcome, single_ite
 use whatsapp_core::metrics::Unit;
 use whatsapp_core::ports::{MessageQueue, Quarantine, SecretSource};
 use whatsapp_core::signature::{self, SignatureError};
-use whatsapp_core::webhook::Envelope;
+use whatsapp_core::webhook::{Envelope, Item, ItemContext};
 
 /// An HTTP request, as the Lambda adapter hands it over (body already base64-decoded).
 #[derive(Debug, Clone, Copy)]
@@ -165,45 +165,9 @@ where
     /// A signed POST. Returns the response and what was done.
     pub async fn receive(&self, sig: Option<&str>, body: &[u8], now_ms: i64) -> (Response, Tally) {
         let mut tally = Tally::default();
-        if body.len() > self.settings.max_body_bytes {
-            warn!(
-                bytes = body.len(),
-                limit = self.settings.max_body_bytes,
-                "body too large"
-            );
-            return (Response::text(413, "payload too large"), tally);
-        }
-        let secrets = match self.secrets.secrets().await {
-            Ok(s) => s,
-            Err(e) => {
-                error!(error = %e, "secret unavailable");
-                return (Response::text(500, "unavailable"), tally);
-            }
-        };
-        if let Err(e) = signature::verify(secrets.app_secret.as_bytes(), body, sig) {
-            let kind = match e {
-                SignatureError::Missing => "missing",
-                SignatureError::Malformed => "malformed",
-                SignatureError::Mismatch => "mismatch",
-            };
-            warn!(kind, "signature refused");
-            return (Response::text(401, "invalid signature"), tally);
-        }
-        let envelope = match Envelope::from_slice(body) {
-            Ok(env) => env,
-            Err(_) => {
-                // Signed by Meta but unreadable: keep it and stop Meta retrying.
-                return match self.quarantine.keep(body, "invalid-json").await {
-                    Ok(location) => {
-                        warn!(bytes = body.len(), %location, "unparsable webhook quarantined");
-                        (Response::text(200, "ok"), tally)
-                    }
-                    Err(e) => {
-                        error!(error = %e, "quarantine failed");
-                        (Response::text(500, "unavailable"), tally)
-                    }
-                };
-            }
+        let envelope = match self.verified(sig, body).await {
+            Ok(envelope) => envelope,
+            Err(answer) => return (answer, tally),
         };
         let items: Vec<_> = envelope.items().collect();
         tally.items = items.len();
@@ -211,6 +175,62 @@ where
             .iter()
             .filter(|(_, i)| matches!(i, whatsapp_core::webhook::Item::Message { .. }))
             .count();
+        let failed = self.process_inline(&items, now_ms, &mut tally).await;
+        if let Err(answer) = self.queue_failed(failed, &mut tally).await {
+            return (answer, tally);
+        }
+        log_tally(&tally);
+        (Response::text(200, "ok"), tally)
+    }
+
+    /// Steps 1–3: the size, the signature over the exact bytes, the JSON. `Err` is the answer
+    /// to give at once (a signed body that is not JSON is quarantined and acknowledged).
+    async fn verified(&self, sig: Option<&str>, body: &[u8]) -> Result<Envelope, Response> {
+        if body.len() > self.settings.max_body_bytes {
+            warn!(
+                bytes = body.len(),
+                limit = self.settings.max_body_bytes,
+                "body too large"
+            );
+            return Err(Response::text(413, "payload too large"));
+        }
+        let secrets = self.secrets.secrets().await.map_err(|e| {
+            error!(error = %e, "secret unavailable");
+            Response::text(500, "unavailable")
+        })?;
+        if let Err(e) = signature::verify(secrets.app_secret.as_bytes(), body, sig) {
+            let kind = match e {
+                SignatureError::Missing => "missing",
+                SignatureError::Malformed => "malformed",
+                SignatureError::Mismatch => "mismatch",
+            };
+            warn!(kind, "signature refused");
+            return Err(Response::text(401, "invalid signature"));
+        }
+        let Ok(envelope) = Envelope::from_slice(body) else {
+            // Signed by Meta but unreadable: keep it and stop Meta retrying.
+            return Err(match self.quarantine.keep(body, "invalid-json").await {
+                Ok(location) => {
+                    warn!(bytes = body.len(), %location, "unparsable webhook quarantined");
+                    Response::text(200, "ok")
+                }
+                Err(e) => {
+                    error!(error = %e, "quarantine failed");
+                    Response::text(500, "unavailable")
+                }
+            });
+        };
+        Ok(envelope)
+    }
+
+    /// Step 4: every item, `concurrency` at a time, exactly once. Returns those a store error
+    /// stopped.
+    async fn process_inline<'a>(
+        &self,
+        items: &[(ItemContext<'a>, Item<'a>)],
+        now_ms: i64,
+        tally: &mut Tally,
+    ) -> Vec<(ItemContext<'a>, Item<'a>)> {
         let mut failed = Vec::new();
         for chunk in items.chunks(self.settings.concurrency.max(1)) {
             let results = join_all(chunk.iter().map(|&(ctx, item)| {
@@ -221,7 +241,7 @@ where
                 match result {
                     Ok(Outcome::Applied) => {
                         tally.applied += 1;
-                        if matches!(item, whatsapp_core::webhook::Item::Message { .. }) {
+                        if matches!(item, Item::Message { .. }) {
                             tally.window_hits += 1;
                         }
                     }
@@ -237,6 +257,16 @@ where
                 }
             }
         }
+        failed
+    }
+
+    /// Step 5: what could not be processed goes on the events queue, one item per message;
+    /// `Err` (500, so that Meta retries) only when that fails too.
+    async fn queue_failed(
+        &self,
+        failed: Vec<(ItemContext<'_>, Item<'_>)>,
+        tally: &mut Tally,
+    ) -> Result<(), Response> {
         for (ctx, item) in failed {
             let Some(env) = single_item_envelope(ctx, item) else {
                 continue;
@@ -251,29 +281,32 @@ where
             };
             if let Err(e) = queued {
                 error!(error = %e, "could not queue an item; asking Meta to retry");
-                return (Response::text(500, "unavailable"), tally);
+                return Err(Response::text(500, "unavailable"));
             }
             tally.queued += 1;
         }
-        // An ordinary POST says everything in its metrics document; only the unusual ones
-        // (duplicates, skipped or queued items) are worth an INFO line of their own.
-        if tally.duplicates + tally.skipped + tally.queued > 0 {
-            info!(
-                items = tally.items,
-                applied = tally.applied,
-                duplicates = tally.duplicates,
-                skipped = tally.skipped,
-                queued = tally.queued,
-                "webhook processed"
-            );
-        } else {
-            debug!(
-                items = tally.items,
-                applied = tally.applied,
-                "webhook processed"
-            );
-        }
-        (Response::text(200, "ok"), tally)
+        Ok(())
+    }
+}
+
+/// An ordinary POST says everything in its metrics document; only the unusual ones (duplicates,
+/// skipped or queued items) are worth an INFO line of their own.
+fn log_tally(tally: &Tally) {
+    if tally.duplicates + tally.skipped + tally.queued > 0 {
+        info!(
+            items = tally.items,
+            applied = tally.applied,
+            duplicates = tally.duplicates,
+            skipped = tally.skipped,
+            queued = tally.queued,
+            "webhook processed"
+        );
+    } else {
+        debug!(
+            items = tally.items,
+            applied = tally.applied,
+            "webhook processed"
+        );
     }
 }
 

@@ -5,11 +5,13 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use webhook::{Config, Incoming, Webhook};
+use whatsapp_aws::SystemClock;
 use whatsapp_aws::{
     AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, aws_sdk_config,
     s3_client,
 };
 use whatsapp_core::config::ProcessEnv;
+use whatsapp_core::ports::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -36,9 +38,7 @@ async fn main() -> Result<(), Error> {
     let handler = &handler;
     run(service_fn(
         move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_millis() as i64;
+            let now_ms = SystemClock.now_ms();
             let out = match Incoming::from_event(&event.payload) {
                 Some(req) => {
                     handler

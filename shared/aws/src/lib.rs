@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use whatsapp_core::config::{ConfigError, Env};
 use whatsapp_core::graph::DEFAULT_GRAPH_VERSION;
+use whatsapp_core::ports::Clock;
 
 /// Settings of the Graph API client: `GRAPH_API_BASE_URL` (default Meta's),
 /// `GRAPH_API_VERSION` (default v25.0), `GRAPH_API_TIMEOUT_MS` (default 10000).
@@ -44,6 +45,18 @@ pub fn graph_from_env(env: &impl Env) -> Result<GraphHttpConfig, ConfigError> {
         timeout: Duration::from_millis(env.parsed_or("GRAPH_API_TIMEOUT_MS", 10_000u64)?),
         connect_timeout: defaults.connect_timeout,
     })
+}
+
+/// The system clock, the one production [`Clock`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
 }
 
 /// Loads the AWS SDK configuration from the environment, once per cold start.

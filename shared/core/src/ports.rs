@@ -15,6 +15,13 @@ use crate::webhook::{
     Pricing, StatusKind, TemplateCategoryUpdate, TemplateStatusUpdate,
 };
 
+/// The wall clock, read by each function's entry point once per invocation (library code takes
+/// the time as a parameter, so tests choose it).
+pub trait Clock: Send + Sync {
+    /// Epoch milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
 /// The three secrets of a deployment, from one Secrets Manager secret (JSON with keys
 /// `app_secret`, `verify_token`, `access_token`). `Debug` never prints them.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
