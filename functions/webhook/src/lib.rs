@@ -224,7 +224,7 @@ where
     }
 
     /// Step 4: every item, `concurrency` at a time, exactly once. Returns those a store error
-    /// stopped.
+    /// stopped, and those another delivery is still forwarding.
     async fn process_inline<'a>(
         &self,
         items: &[(ItemContext<'a>, Item<'a>)],
@@ -245,7 +245,11 @@ where
                             tally.window_hits += 1;
                         }
                     }
-                    Ok(Outcome::Duplicate | Outcome::InFlight) => tally.duplicates += 1,
+                    Ok(Outcome::Duplicate) => tally.duplicates += 1,
+                    // Another delivery holds the forward lease and may have died holding it:
+                    // acknowledging would lose the message, so it goes to the events queue,
+                    // whose processor retries it once the lease runs out.
+                    Ok(Outcome::InFlight) => failed.push((ctx, item)),
                     Ok(Outcome::Skipped(reason)) => {
                         tally.skipped += 1;
                         info!(reason, field = item_field(&item), "item skipped");

@@ -331,3 +331,33 @@ async fn the_entry_point_reads_a_raw_query_string() {
         .await;
     assert_eq!((resp.status, resp.body.as_str()), (200, "7+1"));
 }
+
+#[tokio::test]
+async fn a_message_another_delivery_is_still_forwarding_goes_to_the_events_queue() {
+    use whatsapp_core::ports::DedupeStore;
+    let w = webhook();
+    let body = fixture("inbound-text.json");
+    let env = whatsapp_core::webhook::Envelope::from_slice(&body).unwrap();
+    let wamid = match env.items().next().unwrap().1 {
+        whatsapp_core::webhook::Item::Message { message, .. } => message.id.clone(),
+        _ => panic!("the fixture is one inbound message"),
+    };
+    // A delivery that took the forward lease and then died: its lease has not run out yet.
+    w.ports
+        .dedupe
+        .begin(
+            &format!("in#{wamid}"),
+            &wamid,
+            NOW_MS - 1_000,
+            NOW_MS + 29_000,
+            NOW_MS / 1000 + 3600,
+        )
+        .await
+        .unwrap();
+    let (resp, tally) = signed(&w, &body).await;
+    // Acknowledged only because the item is durable on the events queue, whose processor
+    // retries it once the lease runs out; the message is not lost.
+    assert_eq!((resp.status, tally.queued, tally.duplicates), (200, 1, 0));
+    assert_eq!(w.events.bodies().len(), 1);
+    assert!(w.ports.inbound.bodies().is_empty());
+}
