@@ -623,7 +623,7 @@ impl whatsapp_core::ports::SendControl for MemorySendControl {
         }
         let mut reached = lock(&self.reached);
         let key = (portfolio.to_owned(), user.to_owned());
-        if reached.get(&key).is_some_and(|&at| at > now - 24 * 3600) {
+        if whatsapp_core::policy::reach_counted(reached.get(&key).copied(), now) {
             return Ok(Reach::AlreadyCounted);
         }
         let mut budgets = lock(&self.budgets);

@@ -18,7 +18,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{HealthChange, NumberHealth};
-use whatsapp_core::policy::{MessagingTier, PairTurn, ReachBudget, pair_turn};
+use whatsapp_core::policy::{
+    MessagingTier, PairTurn, REACH_HOURS, ReachBudget, pair_turn, reach_counted,
+};
 use whatsapp_core::ports::{
     NumberLimits, NumberState, NumberStateStore, Reach, SendControl, StoreError, UserKey,
 };
@@ -64,9 +66,10 @@ impl DynamoSendControl {
         limit: Option<u32>,
     ) -> Result<Option<Reach>, StoreError> {
         let reach_pk = format!("REACH#{portfolio_id}#{user}");
-        let cut = now - 24 * 3600;
+        // reach_counted as the write's condition: the user's slot is taken only if not counted.
+        let cut = now - REACH_HOURS * 3600;
         if let Some(item) = self.get(reach_pk.clone(), "control.reach_get").await?
-            && num(&item, "reached_at").is_some_and(|at| at > cut)
+            && reach_counted(num(&item, "reached_at"), now)
         {
             return Ok(Some(Reach::AlreadyCounted));
         }

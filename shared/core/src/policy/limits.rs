@@ -32,8 +32,8 @@ pub fn granted(count_after: u64, wanted: u32, capacity: u32) -> u32 {
 }
 
 /// Hourly buckets of the unique users a portfolio reached outside a service window: the moving
-/// 24 h of the messaging limit, approximated by the last 24 whole hours (an hour's reach
-/// leaves the count at most one hour late, never early).
+/// 24 h of the messaging limit. A bucket leaves the count 24 h after the *end* of its hour, so a
+/// reach stops counting at most one hour late, never early.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReachBudget {
     /// Hour (epoch s / 3600) → users first reached in it.
@@ -43,10 +43,17 @@ pub struct ReachBudget {
 /// Hours a reach stays counted.
 pub const REACH_HOURS: i64 = 24;
 
+/// Whether a user reached at `reached_at` still counts against the budget at `now`: within
+/// the moving 24 h, so a new message to them takes no new slot.
+pub fn reach_counted(reached_at: Option<i64>, now: i64) -> bool {
+    reached_at.is_some_and(|at| at > now - REACH_HOURS * 3600)
+}
+
 impl ReachBudget {
-    /// Drops the hours that have left the moving window at `now` (epoch s).
+    /// Drops the hours every reach of which is more than 24 h old at `now` (epoch s): hour `h`
+    /// holds reaches up to `(h + 1) × 3600`, so it stays until `(h + 1 + 24) × 3600`.
     pub fn pruned(mut self, now: i64) -> Self {
-        let oldest = now.div_euclid(3600) - (REACH_HOURS - 1);
+        let oldest = now.div_euclid(3600) - REACH_HOURS;
         self.buckets.retain(|&h, _| h >= oldest);
         self
     }
@@ -71,7 +78,7 @@ impl ReachBudget {
                 .unwrap_or(now.div_euclid(3600));
             return Err(ReachRefused {
                 limit,
-                retry_at: (first + REACH_HOURS) * 3600,
+                retry_at: (first + 1 + REACH_HOURS) * 3600,
             });
         }
         *b.buckets.entry(now.div_euclid(3600)).or_default() += 1;
@@ -151,10 +158,53 @@ mod tests {
             b = b.reserve(t0 + i * 3600, Some(3)).unwrap();
         }
         let refused = b.clone().reserve(t0 + 3 * 3600, Some(3)).unwrap_err();
-        assert_eq!(refused.retry_at, t0 + 24 * 3600);
-        // A day after the first reach, its hour leaves the window.
-        let b = b.reserve(t0 + 24 * 3600, Some(3)).unwrap();
+        assert_eq!(refused.retry_at, t0 + 25 * 3600);
+        // A day after the end of the first reach's hour, that hour leaves the window.
+        let b = b.reserve(t0 + 25 * 3600, Some(3)).unwrap();
         assert_eq!(b.used(), 3);
         assert!(ReachBudget::default().reserve(t0, None).is_ok());
+    }
+
+    #[test]
+    fn a_reach_in_the_middle_of_an_hour_is_never_freed_early() {
+        let t0 = 1_790_812_800; // 00:00
+        let reached = t0 + 45 * 60; // 00:45
+        let b = ReachBudget::default().reserve(reached, Some(1)).unwrap();
+        // 00:00 the next day is 23 h 15 min after the reach: the slot is still taken.
+        let refused = b.clone().reserve(t0 + 24 * 3600, Some(1)).unwrap_err();
+        assert!(
+            refused.retry_at >= reached + 24 * 3600,
+            "{}",
+            refused.retry_at
+        );
+        assert!(b.clone().reserve(reached + 24 * 3600 - 1, Some(1)).is_err());
+        // At most an hour late.
+        assert!(b.reserve(refused.retry_at, Some(1)).is_ok());
+        assert!(refused.retry_at <= reached + 25 * 3600);
+        assert!(reach_counted(Some(reached), reached + 24 * 3600 - 1));
+        assert!(!reach_counted(Some(reached), reached + 24 * 3600));
+    }
+
+    proptest! {
+        /// Whatever the times, a reservation is refused whenever the users really reached in
+        /// the 24 h before it already fill the limit: the budget never frees a slot early.
+        #[test]
+        fn the_budget_never_frees_a_slot_early(gaps in proptest::collection::vec(0i64..20_000, 1..60), limit in 1u32..6) {
+            let mut now = 1_790_812_800 + 1_234;
+            let mut b = ReachBudget::default();
+            let mut granted: Vec<i64> = Vec::new();
+            for gap in gaps {
+                now += gap;
+                let exact = granted.iter().filter(|&&t| t > now - 24 * 3600).count();
+                match b.clone().reserve(now, Some(limit)) {
+                    Ok(next) => {
+                        prop_assert!(exact < limit as usize, "granted with {exact} reached in 24 h");
+                        b = next;
+                        granted.push(now);
+                    }
+                    Err(r) => prop_assert!(r.retry_at > now),
+                }
+            }
+        }
     }
 }
