@@ -1,5 +1,6 @@
-//! Stage 1, per record: parse the job (gate 0), gate 1, take its idempotency record, and
-//! reconcile a send a previous holder may have made, before the policy gates run.
+//! Stage 1, per record: parse the job (gate 0), gate 1, take its idempotency record, reconcile
+//! a send a previous holder may have made, and only then check the deadline (gate 1b), before
+//! the policy gates run.
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use whatsapp_core::gates::{self, Refusal};
@@ -49,8 +50,7 @@ impl<P: SenderPorts> Sender<P> {
     ) -> Result<Result<Taken, Step>, StoreError> {
         let now_ms = clock.now_ms();
         let home = self.config.numbers.get(&job.phone_number_id).cloned();
-        let not_after = job.not_after.map(|t| t.timestamp_millis());
-        if let Err(refusal) = gates::admit(home.is_some(), not_after, now_ms) {
+        if let Err(refusal) = gates::admit(home.is_some()) {
             return Ok(Err(refuse(&refusal, &job, now_ms)));
         }
         let Some(home) = home else {
@@ -122,7 +122,11 @@ impl<P: SenderPorts> Sender<P> {
         let key = taken.key.clone();
         let result = match self.reconcile(&taken, clock).await {
             Ok(Some(step)) => Ok(step),
-            Ok(None) => self.apply_policy(taken, clock).await,
+            Ok(None) => match self.expire(&taken, clock).await {
+                Ok(Some(step)) => Ok(step),
+                Ok(None) => self.apply_policy(taken, clock).await,
+                Err(e) => Err(e.into()),
+            },
             Err(e) => Err(e),
         };
         match result {
@@ -173,6 +177,23 @@ impl<P: SenderPorts> Sender<P> {
             "no status for an earlier attempt within the reconciliation window; sending again"
         );
         Ok(None)
+    }
+
+    /// Gate 1b, once the record shows no send: a job past its `not_after` gets its verdict,
+    /// stored in the record so that every redelivery answers the same.
+    async fn expire(&self, t: &Taken, clock: Clock) -> Result<Option<Step>, StoreError> {
+        let not_after = t.job.not_after.map(|n| n.timestamp_millis());
+        let attempted = t.previous.is_some() && !t.checkpoint.unsent;
+        let Err(refusal) = gates::deadline(not_after, clock.now_ms(), attempted) else {
+            return Ok(None);
+        };
+        let o = stamp(
+            Outcome::refused(&refusal, clock.now_ms()),
+            &t.job,
+            t.checkpoint.failures,
+        );
+        self.complete(&t.key, &o, clock).await?;
+        Ok(Some(done(o, Some(refusal.reason()))))
     }
 
     /// Leaves the record in progress until `until_ms` with `checkpoint` for the next holder.

@@ -280,3 +280,57 @@ async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
     assert_eq!((out.outcome, out.reconciled), (Verdict::Accepted, true));
     assert_eq!(out.wamid.as_deref(), Some("wamid.0"));
 }
+
+/// Defect: `not_after` was checked before the idempotency record, so a redelivery of a job that
+/// was sent got a second, contradictory verdict (`expired`, dead-lettered).
+#[tokio::test]
+async fn a_redelivered_sent_job_keeps_its_verdict_after_not_after() {
+    let s = sender().await;
+    let mut body: serde_json::Value = serde_json::from_str(&job(0)).unwrap();
+    body["not_after"] = json!("2026-10-01T00:00:10Z"); // NOW + 10 s
+    let records = vec![record(0, body.to_string())];
+    let r = s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    assert!(failures(&r).is_empty());
+    // The delete was lost: SQS delivers the same message again, a minute later.
+    let r = s.handle(&records, NOW_MS + 60_000, NOW_MS + 90_000).await;
+    assert!(failures(&r).is_empty());
+    let outcomes: Vec<Outcome> = s
+        .ports
+        .outcomes
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes.iter().all(|o| o.outcome == Verdict::Accepted),
+        "{outcomes:?}"
+    );
+    assert!(s.ports.dead_letters.bodies().is_empty());
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+}
+
+/// A job never attempted is still refused once `not_after` has passed, and its verdict is the
+/// record's: a redelivery answers the same.
+#[tokio::test]
+async fn a_job_never_attempted_expires_once_and_for_all() {
+    let s = sender().await;
+    let mut body: serde_json::Value = serde_json::from_str(&job(1)).unwrap();
+    body["not_after"] = json!("2026-09-30T23:59:00Z"); // a minute ago
+    let records = vec![record(1, body.to_string())];
+    s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    s.handle(&records, NOW_MS + 1_000, NOW_MS + 31_000).await;
+    let outcomes = s.ports.outcomes.bodies();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "the same verdict, from the record"
+    );
+    let o: Outcome = serde_json::from_str(&outcomes[0]).unwrap();
+    assert_eq!(
+        (o.outcome, o.reason.as_deref()),
+        (Verdict::Rejected, Some("expired"))
+    );
+    assert_eq!(s.ports.dead_letters.bodies().len(), 1, "dead-lettered once");
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 0);
+}

@@ -4,8 +4,9 @@
 //!
 //! | gate | refusal reasons, in the order they are checked | here |
 //! |---|---|---|
-//! | 1. number, deadline | `unknown_phone_number`, `expired` | [`admit`] |
+//! | 1. number | `unknown_phone_number` | [`admit`] |
 //! | (idempotency) | `idempotency_key_reused` | the sender, from the record |
+//! | 1b. deadline | `expired` | [`deadline`], once the record shows no send: a job sent before its `not_after` keeps its verdict |
 //! | 2. consent | `opted_out`, `no_opt_in`, `marketing_opt_out`, `marketing_paused` | [`decide`] |
 //! | 3. window | `window_closed` | [`decide`] |
 //! | 4. template | `template_unknown`, `template_paused`, `template_disabled`, `template_not_approved`, `template_definition_missing`, `template_parameters` | [`decide`] |
@@ -33,7 +34,11 @@ pub struct GateSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     UnknownPhoneNumber,
-    Expired,
+    /// `not_after` passed; `after_unknown_attempt` when an earlier attempt's outcome stayed
+    /// unknown (no status webhook for it within the reconciliation window).
+    Expired {
+        after_unknown_attempt: bool,
+    },
     IdempotencyKeyReused,
     OptedOut,
     NoOptIn,
@@ -91,7 +96,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::UnknownPhoneNumber => "unknown_phone_number",
-            Refusal::Expired => "expired",
+            Refusal::Expired { .. } => "expired",
             Refusal::IdempotencyKeyReused => "idempotency_key_reused",
             Refusal::OptedOut => "opted_out",
             Refusal::NoOptIn => "no_opt_in",
@@ -114,7 +119,12 @@ impl Refusal {
             Refusal::UnknownPhoneNumber => {
                 "this deployment does not send from that phone number id".into()
             }
-            Refusal::Expired => "not_after passed before the job could be sent".into(),
+            Refusal::Expired {
+                after_unknown_attempt: false,
+            } => "not_after passed before the job could be sent".into(),
+            Refusal::Expired {
+                after_unknown_attempt: true,
+            } => "not_after passed; an earlier attempt's outcome is unknown (no status webhook for it within the reconciliation window)".into(),
             Refusal::IdempotencyKeyReused => {
                 "a different job already used this idempotency key".into()
             }
@@ -154,15 +164,29 @@ impl Refusal {
     }
 }
 
-/// Gate 1: the job names a number of this deployment and its `not_after` has not passed.
-pub fn admit(known_number: bool, not_after_ms: Option<i64>, now_ms: i64) -> Result<(), Refusal> {
-    if !known_number {
-        return Err(Refusal::UnknownPhoneNumber);
+/// Gate 1: the job names a number of this deployment.
+pub fn admit(known_number: bool) -> Result<(), Refusal> {
+    if known_number {
+        Ok(())
+    } else {
+        Err(Refusal::UnknownPhoneNumber)
     }
+}
+
+/// Gate 1b: `not_after` (epoch ms) has not passed. Checked only once the idempotency record
+/// shows the job was not sent, so a redelivery of a sent job keeps its verdict.
+pub fn deadline(
+    not_after_ms: Option<i64>,
+    now_ms: i64,
+    after_unknown_attempt: bool,
+) -> Result<(), Refusal> {
     if not_after_ms.is_some_and(|t| t < now_ms) {
-        return Err(Refusal::Expired);
+        Err(Refusal::Expired {
+            after_unknown_attempt,
+        })
+    } else {
+        Ok(())
     }
-    Ok(())
 }
 
 /// What a message is for policy: free-form, or a template of the category its stored record

@@ -352,11 +352,19 @@ fn every_row_of_the_gate_table_gets_its_verdict() {
 }
 
 #[test]
-fn gate_one_checks_the_number_then_the_deadline() {
-    assert_eq!(admit(false, Some(0), NOW), Err(Refusal::UnknownPhoneNumber));
-    assert_eq!(admit(true, Some(NOW - 1), NOW), Err(Refusal::Expired));
-    assert_eq!(admit(true, Some(NOW), NOW), Ok(()));
-    assert_eq!(admit(true, None, NOW), Ok(()));
+fn gate_one_checks_the_number_and_the_deadline() {
+    assert_eq!(admit(false), Err(Refusal::UnknownPhoneNumber));
+    assert_eq!(admit(true), Ok(()));
+    assert_eq!(
+        deadline(Some(NOW - 1), NOW, false),
+        Err(Refusal::Expired {
+            after_unknown_attempt: false
+        })
+    );
+    let unknown = deadline(Some(NOW - 1), NOW, true).unwrap_err();
+    assert!(unknown.detail().contains("outcome is unknown"));
+    assert_eq!(deadline(Some(NOW), NOW, false), Ok(()));
+    assert_eq!(deadline(None, NOW, true), Ok(()));
 }
 
 #[test]
