@@ -81,7 +81,7 @@ async fn main() -> Result<(), Error> {
     };
     let hook = Webhook {
         ports: AwsIngestPorts::new(&aws, &resources),
-        secrets: StaticSecrets::new("s", "v", "t"),
+        secrets: StaticSecrets::new("ingest-latency-secret", "ingest-latency-verify", "t"),
         events: MemoryQueue::default(),
         quarantine: MemoryQuarantine::default(),
         settings: Settings::default(),
@@ -97,13 +97,13 @@ async fn main() -> Result<(), Error> {
     let (mut inline, mut queued) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let b = body(i);
-        let sig = sign(b"s", &b);
+        let sig = sign(b"ingest-latency-secret", &b);
         let t = Instant::now();
         let (resp, _) = hook.receive(Some(&sig), &b, 1_000).await;
         inline.push(t.elapsed());
         assert_eq!(resp.status, 200);
         let t = Instant::now();
-        whatsapp_core::signature::verify(b"s", &b, Some(&sig))?;
+        whatsapp_core::signature::verify(b"ingest-latency-secret", &b, Some(&sig))?;
         queue.send(std::str::from_utf8(&b)?, None).await?;
         queued.push(t.elapsed());
     }

@@ -91,7 +91,13 @@ pub struct Tally {
     pub inbound: usize,
     /// Inbound messages that opened or extended a customer-service window.
     pub window_hits: usize,
+    /// Refused because the app secret is empty, a placeholder or too short (fail closed).
+    pub not_configured: bool,
 }
+
+/// Counted on every request refused because a secret is not set: the template's alarm watches
+/// it.
+pub const NOT_CONFIGURED_METRIC: &str = "WebhookNotConfigured";
 
 impl Tally {
     /// The POST's EMF document. Logs are most of what a webhook costs beyond its invocation,
@@ -107,6 +113,9 @@ impl Tally {
         if self.inbound > 0 {
             metrics.push(("WindowHits", Unit::Count, self.window_hits as f64));
         }
+        if self.not_configured {
+            metrics.push((NOT_CONFIGURED_METRIC, Unit::Count, 1.0));
+        }
         whatsapp_core::metrics::document("webhook", &[], &metrics, now_ms)
     }
 }
@@ -120,7 +129,7 @@ where
 {
     pub async fn handle(&self, req: Request<'_>, now_ms: i64) -> Response {
         match req.method {
-            "GET" => self.verify(req.query).await,
+            "GET" => self.verify(req.query, now_ms).await,
             "POST" => {
                 let started = std::time::Instant::now();
                 let (response, tally) = self.receive(req.signature, req.body, now_ms).await;
@@ -134,7 +143,7 @@ where
 
     /// The subscription handshake: echo `hub.challenge` when the mode is `subscribe` and the
     /// token matches (constant time). No signature on GET.
-    async fn verify(&self, query: &HashMap<String, String>) -> Response {
+    async fn verify(&self, query: &HashMap<String, String>, now_ms: i64) -> Response {
         let secrets = match self.secrets.secrets().await {
             Ok(s) => s,
             Err(e) => {
@@ -142,6 +151,17 @@ where
                 return Response::text(500, "unavailable");
             }
         };
+        if let Err(weak) = signature::usable_secret(&secrets.verify_token) {
+            error!(alert = true, reason = %weak, "verify token not set; refusing the verification handshake");
+            let doc = whatsapp_core::metrics::document(
+                "webhook",
+                &[],
+                &[(NOT_CONFIGURED_METRIC, Unit::Count, 1.0)],
+                now_ms,
+            );
+            whatsapp_core::metrics::emit(&[doc]);
+            return Response::text(503, "not configured");
+        }
         let mode = query.get("hub.mode").map(String::as_str);
         let token = query
             .get("hub.verify_token")
@@ -165,7 +185,7 @@ where
     /// A signed POST. Returns the response and what was done.
     pub async fn receive(&self, sig: Option<&str>, body: &[u8], now_ms: i64) -> (Response, Tally) {
         let mut tally = Tally::default();
-        let envelope = match self.verified(sig, body).await {
+        let envelope = match self.verified(sig, body, &mut tally).await {
             Ok(envelope) => envelope,
             Err(answer) => return (answer, tally),
         };
@@ -183,9 +203,14 @@ where
         (Response::text(200, "ok"), tally)
     }
 
-    /// Steps 1–3: the size, the signature over the exact bytes, the JSON. `Err` is the answer
+    /// Steps 1–3: the size, a usable app secret, the signature over the exact bytes, the JSON. `Err` is the answer
     /// to give at once (a signed body that is not JSON is quarantined and acknowledged).
-    async fn verified(&self, sig: Option<&str>, body: &[u8]) -> Result<Envelope, Response> {
+    async fn verified(
+        &self,
+        sig: Option<&str>,
+        body: &[u8],
+        tally: &mut Tally,
+    ) -> Result<Envelope, Response> {
         if body.len() > self.settings.max_body_bytes {
             warn!(
                 bytes = body.len(),
@@ -198,6 +223,13 @@ where
             error!(error = %e, "secret unavailable");
             Response::text(500, "unavailable")
         })?;
+        // HMAC takes any key: with the template's placeholder anyone could sign. Fail closed;
+        // Meta retries 5xx for days, so nothing is lost once the secret is set.
+        if let Err(weak) = signature::usable_secret(&secrets.app_secret) {
+            error!(alert = true, reason = %weak, "app secret not set; refusing every webhook");
+            tally.not_configured = true;
+            return Err(Response::text(503, "not configured"));
+        }
         if let Err(e) = signature::verify(secrets.app_secret.as_bytes(), body, sig) {
             let kind = match e {
                 SignatureError::Missing => "missing",

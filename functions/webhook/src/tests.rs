@@ -9,7 +9,7 @@ use whatsapp_fakes::{MemoryPorts, MemoryQuarantine, MemoryQueue, StaticSecrets};
 
 use super::*;
 
-const SECRET: &str = "app-secret-123";
+const SECRET: &str = "app-secret-1234567";
 const VERIFY: &str = "verify-token-xyz";
 const NOW_MS: i64 = 1_751_234_567_000;
 
@@ -360,4 +360,39 @@ async fn a_message_another_delivery_is_still_forwarding_goes_to_the_events_queue
     assert_eq!((resp.status, tally.queued, tally.duplicates), (200, 1, 0));
     assert_eq!(w.events.bodies().len(), 1);
     assert!(w.ports.inbound.bodies().is_empty());
+}
+
+#[tokio::test]
+async fn with_the_placeholder_app_secret_every_post_is_refused_and_counted() {
+    let mut w = webhook();
+    w.secrets = StaticSecrets::new("SET-ME", VERIFY, "access-token-secret");
+    // Anyone can compute an HMAC with the placeholder the template seeds.
+    let body = fixture("inbound-text.json");
+    let forged = sign(b"SET-ME", &body);
+    let (resp, tally) = post(&w, &body, Some(&forged)).await;
+    assert_eq!((resp.status, tally.items), (503, 0));
+    assert!(tally.not_configured);
+    assert_eq!(tally.metrics(1.0, NOW_MS)[NOT_CONFIGURED_METRIC], 1.0);
+    assert!(w.ports.inbound.bodies().is_empty());
+    assert!(w.ports.sessions.items.lock().unwrap().is_empty());
+    // A short secret is refused the same way.
+    w.secrets = StaticSecrets::new("short", VERIFY, "access-token-secret");
+    let (resp, _) = post(&w, &body, Some(&sign(b"short", &body))).await;
+    assert_eq!(resp.status, 503);
+}
+
+#[tokio::test]
+async fn with_an_empty_verify_token_the_handshake_is_refused() {
+    let mut w = webhook();
+    w.secrets = StaticSecrets::new(SECRET, "", "access-token-secret");
+    let r = get(
+        &w,
+        &[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", ""),
+            ("hub.challenge", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 503);
 }

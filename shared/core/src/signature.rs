@@ -21,6 +21,40 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// The shortest secret accepted as an app secret or verify token. Meta's app secrets are 32
+/// hex digits; the template generates a 40-character verify token.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Why a configured secret must not be used: with it, anyone could sign a webhook (HMAC accepts
+/// any key) or pass the verification handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WeakSecret {
+    #[error("the secret is empty")]
+    Empty,
+    #[error("the secret is still a placeholder")]
+    Placeholder,
+    #[error("the secret is shorter than 16 bytes")]
+    TooShort,
+}
+
+/// Whether `secret` may key webhook signatures or the verification handshake: not empty, not
+/// a placeholder (the template seeds `SET-ME`), at least [`MIN_SECRET_BYTES`] long.
+pub fn usable_secret(secret: &str) -> Result<(), WeakSecret> {
+    const PLACEHOLDERS: [&str; 5] = ["SET-ME", "SETME", "CHANGE-ME", "CHANGEME", "REPLACE-ME"];
+    let s = secret.trim();
+    if s.is_empty() {
+        return Err(WeakSecret::Empty);
+    }
+    let upper = s.to_ascii_uppercase();
+    if PLACEHOLDERS.iter().any(|p| upper.starts_with(p)) {
+        return Err(WeakSecret::Placeholder);
+    }
+    if s.len() < MIN_SECRET_BYTES {
+        return Err(WeakSecret::TooShort);
+    }
+    Ok(())
+}
+
 /// Verifies `header` (the raw header value) against `body` in constant time.
 pub fn verify(app_secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
@@ -65,6 +99,20 @@ pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_and_short_secrets_are_not_usable() {
+        assert_eq!(usable_secret(""), Err(WeakSecret::Empty));
+        assert_eq!(usable_secret("  "), Err(WeakSecret::Empty));
+        assert_eq!(usable_secret("SET-ME"), Err(WeakSecret::Placeholder));
+        assert_eq!(
+            usable_secret("set-me-to-the-app-secret"),
+            Err(WeakSecret::Placeholder)
+        );
+        assert_eq!(usable_secret("0123456789abcde"), Err(WeakSecret::TooShort));
+        assert_eq!(usable_secret("0123456789abcdef"), Ok(()));
+        assert_eq!(usable_secret("e3b0c44298fc1c149afbf4c8996fb924"), Ok(()));
+    }
 
     #[test]
     fn matches_the_published_test_vectors() {
