@@ -1125,3 +1125,68 @@ async fn a_submitted_template_becomes_usable_by_the_sender_once_approved() {
     let out = outcomes(&rig).await;
     assert_eq!(out[0].outcome, Verdict::Accepted, "{out:?}");
 }
+
+/// Defect 6 of #16: the STOP message itself opens the window, and consent was read only for
+/// business-initiated or marketing messages, so utility templates kept reaching a user who had
+/// just opted out. Through the real webhook, stores and sender on ministack.
+#[tokio::test]
+async fn after_stop_a_template_is_refused_inside_the_window_but_a_reply_still_goes() {
+    let rig = rig(|_| {}).await;
+    seed_template(&rig, "order_ready", "UTILITY", "APPROVED").await;
+    let wa_id = "447700900901";
+    let uid = rig.sim.sim.add_user(Some(wa_id), None, true);
+    rig.sim
+        .sim
+        .user_sends(
+            &uid,
+            InboundSpec {
+                phone_number_id: PHONE.into(),
+                message: text("STOP"),
+                referral: None,
+                context: None,
+                hide_phone_number: false,
+            },
+        )
+        .unwrap();
+    let contacts = whatsapp_aws::DynamoContactStore::new(
+        aws_sdk_dynamodb::Client::new(&rig.stack.aws),
+        &rig.stack.resources.contacts_table,
+    );
+    let key = UserKey {
+        phone_number_id: PHONE.into(),
+        user: uid.clone(),
+    };
+    eventually("the STOP to be recorded as an opt-out", || {
+        let (c, k) = (contacts.clone(), key.clone());
+        async move { c.consent(&k).await.unwrap().opted_out() }
+    })
+    .await;
+    let jobs = vec![
+        job(
+            "stop-template",
+            wa_id,
+            template("order_ready", &["Ann", "7"]),
+        ),
+        job("stop-reply", wa_id, text("You will get no more messages.")),
+    ];
+    let sender = sender_with(&rig, graph(&rig), config());
+    let records = enqueue_and_receive(&rig, &jobs).await;
+    let response = invoke(&rig, &sender, &records, now() * 1000).await;
+    assert!(failed_ids(&response).is_empty());
+    let out = outcomes(&rig).await;
+    let template = by_key(&out, "stop-template");
+    assert_eq!(
+        (template.outcome, template.reason.as_deref()),
+        (Verdict::Rejected, Some("opted_out"))
+    );
+    assert_eq!(by_key(&out, "stop-reply").outcome, Verdict::Accepted);
+    let to_user: Vec<_> = rig
+        .sim
+        .sim
+        .messages()
+        .into_iter()
+        .filter(|m| m.user_id == uid)
+        .map(|m| m.message_type)
+        .collect();
+    assert_eq!(to_user, ["text"], "only the reply reached Meta");
+}

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use whatsapp_core::config::{ConfigError, Env};
+use whatsapp_core::gates::CategorySet;
 use whatsapp_core::policy::MessagingTier;
 
 pub use whatsapp_core::config::{NumberHome, parse_numbers};
@@ -18,6 +19,10 @@ pub struct SenderConfig {
     /// `REQUIRE_OPT_IN` (default `true`): a business-initiated message (the service window is
     /// closed) needs a recorded opt-in.
     pub require_opt_in: bool,
+    /// `OPT_OUT_EXEMPT_CATEGORIES` (default `AUTHENTICATION`; empty for none): template
+    /// categories an opted-out user still receives. Every other template, and every
+    /// business-initiated message, is refused with `opted_out`.
+    pub opt_out_exempt: CategorySet,
     /// `DEFAULT_MPS` (80): a number's cap until the quality poller stores its throughput.
     pub default_mps: u32,
     /// `DEFAULT_MESSAGING_TIER` (`TIER_250`): the portfolio's tier until the poller stores it.
@@ -47,6 +52,7 @@ impl Default for SenderConfig {
         SenderConfig {
             numbers: HashMap::new(),
             require_opt_in: true,
+            opt_out_exempt: CategorySet::AUTHENTICATION,
             default_mps: 80,
             default_tier: MessagingTier::Tier250,
             pair_gap_ms: whatsapp_core::policy::PAIR_RATE_GAP_MS,
@@ -67,6 +73,13 @@ impl SenderConfig {
         Ok(SenderConfig {
             numbers: parse_numbers(&env.required("PHONE_NUMBERS")?)?,
             require_opt_in: env.parsed_or("REQUIRE_OPT_IN", d.require_opt_in)?,
+            opt_out_exempt: match env.get("OPT_OUT_EXEMPT_CATEGORIES") {
+                None => d.opt_out_exempt,
+                Some(list) => CategorySet::parse(&list).map_err(|reason| ConfigError::Invalid {
+                    name: "OPT_OUT_EXEMPT_CATEGORIES",
+                    reason,
+                })?,
+            },
             default_mps: env.parsed_or("DEFAULT_MPS", d.default_mps)?,
             default_tier: tier.parse().unwrap_or(MessagingTier::Tier250),
             pair_gap_ms: env.parsed_or("PAIR_RATE_GAP_MS", d.pair_gap_ms)?,
@@ -111,5 +124,22 @@ mod tests {
             .unwrap();
         assert!(!c.require_opt_in);
         assert!(SenderConfig::from_env(&[("PHONE_NUMBERS", "1:2"), ("DEFAULT_MPS", "x")]).is_err());
+        assert_eq!(c.opt_out_exempt, CategorySet::AUTHENTICATION);
+        let none = [("PHONE_NUMBERS", "1:2"), ("OPT_OUT_EXEMPT_CATEGORIES", "")];
+        assert_eq!(
+            SenderConfig::from_env(&none).unwrap().opt_out_exempt,
+            CategorySet::NONE
+        );
+        let bad = [
+            ("PHONE_NUMBERS", "1:2"),
+            ("OPT_OUT_EXEMPT_CATEGORIES", "service"),
+        ];
+        assert!(matches!(
+            SenderConfig::from_env(&bad),
+            Err(ConfigError::Invalid {
+                name: "OPT_OUT_EXEMPT_CATEGORIES",
+                ..
+            })
+        ));
     }
 }

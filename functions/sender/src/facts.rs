@@ -48,6 +48,7 @@ impl<P: SenderPorts> Sender<P> {
         };
         let settings = GateSettings {
             require_opt_in: self.config.require_opt_in,
+            opt_out_exempt: self.config.opt_out_exempt,
         };
         let refusal = match gates::decide(&t.job.message, &facts, now, &settings) {
             Decision::Refuse(r) => Some(r),

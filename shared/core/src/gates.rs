@@ -28,6 +28,62 @@ use crate::webhook::TemplateStatus;
 pub struct GateSettings {
     /// A business-initiated message needs a recorded opt-in (`REQUIRE_OPT_IN`).
     pub require_opt_in: bool,
+    /// Template categories an opted-out user still receives (`OPT_OUT_EXEMPT_CATEGORIES`,
+    /// default authentication: a code the user asked for).
+    pub opt_out_exempt: CategorySet,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            require_opt_in: true,
+            opt_out_exempt: CategorySet::AUTHENTICATION,
+        }
+    }
+}
+
+/// A set of template categories.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CategorySet {
+    pub marketing: bool,
+    pub utility: bool,
+    pub authentication: bool,
+}
+
+impl CategorySet {
+    pub const NONE: CategorySet = CategorySet {
+        marketing: false,
+        utility: false,
+        authentication: false,
+    };
+    pub const AUTHENTICATION: CategorySet = CategorySet {
+        authentication: true,
+        ..CategorySet::NONE
+    };
+
+    /// Whether a message of `kind` is a template of a category in the set.
+    pub fn contains(&self, kind: OutboundKind) -> bool {
+        match kind {
+            OutboundKind::FreeForm => false,
+            OutboundKind::Template(TemplateCategoryKind::Marketing) => self.marketing,
+            OutboundKind::Template(TemplateCategoryKind::Utility) => self.utility,
+            OutboundKind::Template(TemplateCategoryKind::Authentication) => self.authentication,
+        }
+    }
+
+    /// Parses a comma-separated list of category names (`AUTHENTICATION,UTILITY`; empty: none).
+    pub fn parse(list: &str) -> Result<CategorySet, String> {
+        let mut set = CategorySet::NONE;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_uppercase().as_str() {
+                "MARKETING" => set.marketing = true,
+                "UTILITY" => set.utility = true,
+                "AUTHENTICATION" => set.authentication = true,
+                other => return Err(format!("{other:?} is not a template category")),
+            }
+        }
+        Ok(set)
+    }
 }
 
 /// Why a job is refused before anything reaches Meta.
@@ -128,7 +184,9 @@ impl Refusal {
             Refusal::IdempotencyKeyReused => {
                 "a different job already used this idempotency key".into()
             }
-            Refusal::OptedOut => "the user opted out of business-initiated messages".into(),
+            Refusal::OptedOut => {
+                "the user opted out: no template or business-initiated message until they opt in again".into()
+            }
             Refusal::NoOptIn => {
                 "business-initiated messages need a recorded opt-in (REQUIRE_OPT_IN)".into()
             }
@@ -209,8 +267,9 @@ pub fn business_initiated(window: &WindowState, now: i64) -> bool {
 }
 
 /// The facts [`decide`] reads beyond the window and template, so the caller reads nothing
-/// else: consent for business-initiated or marketing messages, the number's marketing pause for
-/// marketing ones. Facts not needed never change the decision (a property test holds this).
+/// else: consent for business-initiated messages and every template, the number's marketing
+/// pause for marketing ones. Facts not needed never change the decision (a property test holds
+/// this): only a free-form reply inside the window goes without reading consent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     pub consent: bool,
@@ -220,7 +279,7 @@ pub struct Needs {
 pub fn needs(kind: OutboundKind, window: &WindowState, now: i64) -> Needs {
     let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
     Needs {
-        consent: business_initiated(window, now) || marketing,
+        consent: business_initiated(window, now) || kind != OutboundKind::FreeForm,
         marketing_pause: marketing,
     }
 }
@@ -270,7 +329,7 @@ fn gates(
     let kind = kind_of(message, facts.template);
     let bi = business_initiated(&facts.window, now);
     let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
-    consent(&facts.consent, bi, marketing, settings)?;
+    consent(&facts.consent, kind, bi, settings)?;
     if marketing && facts.marketing_paused {
         return Err(Refusal::MarketingPaused);
     }
@@ -283,19 +342,24 @@ fn gates(
     Ok(bi)
 }
 
-/// Gate 2: consent.
+/// Gate 2: consent. An opted-out user gets no business-initiated message and no template,
+/// inside the window or not, but for the exempt categories; a free-form reply inside the window
+/// still goes (the opt-out's confirmation, and service when the user writes again).
 fn consent(
     consent: &Consent,
+    kind: OutboundKind,
     business_initiated: bool,
-    marketing: bool,
     settings: &GateSettings,
 ) -> Result<(), Refusal> {
-    if business_initiated && consent.opted_out() {
+    let template = kind != OutboundKind::FreeForm;
+    let exempt = settings.opt_out_exempt.contains(kind);
+    if consent.opted_out() && (business_initiated || template) && !exempt {
         return Err(Refusal::OptedOut);
     }
     if business_initiated && settings.require_opt_in && !consent.opted_in() {
         return Err(Refusal::NoOptIn);
     }
+    let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
     if marketing && (consent.marketing_stopped() || consent.opted_out()) {
         return Err(Refusal::MarketingOptOut);
     }

@@ -13,6 +13,7 @@ use crate::webhook::TemplateCategory;
 const NOW: i64 = 1_790_900_000;
 const ON: GateSettings = GateSettings {
     require_opt_in: true,
+    opt_out_exempt: CategorySet::AUTHENTICATION,
 };
 
 fn job(message: serde_json::Value) -> SendJob {
@@ -135,6 +136,7 @@ fn table() -> Vec<Row> {
             window: closed_window(),
             settings: GateSettings {
                 require_opt_in: false,
+                ..ON
             },
             ..row(
                 "no opt-in needed when REQUIRE_OPT_IN is off",
@@ -175,8 +177,71 @@ fn table() -> Vec<Row> {
             ..row(
                 "marketing to an opted-out user in the window",
                 template(1),
-                Some("marketing_opt_out"),
+                Some("opted_out"),
             )
+        },
+        // An opt-out holds inside the window too (the STOP message itself opens it): templates
+        // are refused but for the exempt categories; a free-form reply still goes.
+        Row {
+            consent: opted_out(),
+            template: approved(Utility),
+            ..row(
+                "utility to an opted-out user in the window",
+                template(1),
+                Some("opted_out"),
+            )
+        },
+        Row {
+            consent: opted_out(),
+            ..row(
+                "a free-form reply to an opted-out user in the window",
+                text(),
+                None,
+            )
+        },
+        Row {
+            consent: opted_out(),
+            template: approved(Authentication),
+            ..row(
+                "an authentication code to an opted-out user",
+                template(1),
+                None,
+            )
+        },
+        Row {
+            consent: opted_out(),
+            window: closed_window(),
+            template: approved(Authentication),
+            settings: GateSettings {
+                require_opt_in: false,
+                ..ON
+            },
+            ..row(
+                "an authentication code outside the window",
+                template(1),
+                None,
+            )
+        },
+        Row {
+            consent: opted_out(),
+            template: approved(Authentication),
+            settings: GateSettings {
+                opt_out_exempt: CategorySet::NONE,
+                ..ON
+            },
+            ..row("no exemption configured", template(1), Some("opted_out"))
+        },
+        Row {
+            consent: opted_out(),
+            template: approved(Utility),
+            settings: GateSettings {
+                opt_out_exempt: CategorySet {
+                    utility: true,
+                    ..CategorySet::NONE
+                },
+                ..ON
+            },
+            ..row("utility exempted by configuration", template(1), None)
         },
         Row {
             template: None,
@@ -454,6 +519,7 @@ fn any_row() -> impl Strategy<Value = Row> {
                 template: tpl.map(|(s, c)| record(statuses[s].clone(), categories[c].clone())),
                 settings: GateSettings {
                     require_opt_in: require,
+                    ..ON
                 },
                 want: None,
             }
@@ -477,8 +543,8 @@ proptest! {
     }
 
     /// Whatever the facts: free-form passes only inside the window; templates only when
-    /// approved; nothing business-initiated reaches an opted-out user; no marketing reaches a
-    /// user who stopped it.
+    /// approved; an opted-out user gets only free-form replies and exempt categories; no
+    /// marketing reaches a user who stopped it.
     #[test]
     fn a_pass_keeps_every_rule(r in any_row()) {
         if let Decision::Pass { business_initiated } = decide_row(&r) {
@@ -494,12 +560,25 @@ proptest! {
                     }
                 }
             }
-            if business_initiated {
-                prop_assert!(!r.consent.opted_out());
-                if r.settings.require_opt_in {
-                    prop_assert!(r.consent.opted_in());
-                }
+            if r.consent.opted_out() {
+                let kind = kind_of(&r.message, r.template.as_ref());
+                prop_assert!(kind == OutboundKind::FreeForm || r.settings.opt_out_exempt.contains(kind));
+            }
+            if business_initiated && r.settings.require_opt_in {
+                prop_assert!(r.consent.opted_in());
             }
         }
     }
+}
+
+#[test]
+fn exempt_categories_parse_from_their_names() {
+    assert_eq!(CategorySet::parse("").unwrap(), CategorySet::NONE);
+    assert_eq!(
+        CategorySet::parse(" authentication ").unwrap(),
+        CategorySet::AUTHENTICATION
+    );
+    let both = CategorySet::parse("AUTHENTICATION,UTILITY").unwrap();
+    assert!(both.utility && both.authentication && !both.marketing);
+    assert!(CategorySet::parse("SERVICE").is_err());
 }
