@@ -35,10 +35,11 @@ impl<P: SenderPorts> Sender<P> {
             true => self.consent(&to).await?,
             false => Consent::default(),
         };
+        // Fails closed: a pause we cannot read defers the job rather than send marketing.
         let marketing_paused = needs.marketing_pause
             && self
                 .number_limits(&t.job.phone_number_id)
-                .await
+                .await?
                 .marketing_paused;
         let facts = SendFacts {
             window,
@@ -142,7 +143,7 @@ impl<P: SenderPorts> Sender<P> {
     ) -> Result<Result<(), gates::Refusal>, Transient> {
         let tier = self
             .number_limits(&job.phone_number_id)
-            .await
+            .await?
             .tier
             .unwrap_or_else(|| self.config.default_tier.clone());
         let reach = self

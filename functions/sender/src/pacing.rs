@@ -6,30 +6,26 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use whatsapp_core::policy::{THROUGHPUT_SLOT_MS, granted, slot_capacity, slot_of};
-use whatsapp_core::ports::{NumberLimits, SendControl};
+use whatsapp_core::ports::{NumberLimits, SendControl, StoreError};
 
 use crate::step::{Checkpoint, Clock, Step, delay_seconds};
 use crate::{Sender, SenderPorts, lock};
 
 impl<P: SenderPorts> Sender<P> {
-    /// The limits the poller stored for a number, cached for `limits_cache`; the defaults when
-    /// the store cannot be read (the sender's own defaults are the conservative ones).
-    pub(crate) async fn number_limits(&self, phone_number_id: &str) -> NumberLimits {
+    /// The limits the poller stored for a number, cached for `limits_cache`. A read error is
+    /// the caller's to handle: the marketing pause and the tier fail closed (the job waits).
+    pub(crate) async fn number_limits(
+        &self,
+        phone_number_id: &str,
+    ) -> Result<NumberLimits, StoreError> {
         if let Some((at, l)) = lock(&self.limits).get(phone_number_id)
             && at.elapsed() < self.config.limits_cache
         {
-            return l.clone();
+            return Ok(l.clone());
         }
-        match self.ports.control().number_limits(phone_number_id).await {
-            Ok(l) => {
-                lock(&self.limits).insert(phone_number_id.to_owned(), (Instant::now(), l.clone()));
-                l
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "number limits unavailable; using defaults");
-                NumberLimits::default()
-            }
-        }
+        let l = self.ports.control().number_limits(phone_number_id).await?;
+        lock(&self.limits).insert(phone_number_id.to_owned(), (Instant::now(), l.clone()));
+        Ok(l)
     }
 
     /// Gate 6: reserves a throughput slot for every ready record, per number.
@@ -70,11 +66,14 @@ impl<P: SenderPorts> Sender<P> {
         steps: &mut [Step],
         clock: Clock,
     ) -> Vec<usize> {
-        let mps = self
-            .number_limits(pn)
-            .await
-            .mps
-            .unwrap_or(self.config.default_mps);
+        // The default cap is Meta's own for every number: pacing by it is never too fast.
+        let mps = match self.number_limits(pn).await {
+            Ok(l) => l.mps.unwrap_or(self.config.default_mps),
+            Err(e) => {
+                tracing::warn!(error = %e, "number limits unavailable; pacing at the default cap");
+                self.config.default_mps
+            }
+        };
         let now_ms = clock.now_ms();
         let first = slot_of(now_ms);
         let last = slot_of(now_ms + self.config.throughput_max_wait_ms);

@@ -334,3 +334,67 @@ async fn a_job_never_attempted_expires_once_and_for_all() {
     assert_eq!(s.ports.dead_letters.bodies().len(), 1, "dead-lettered once");
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 0);
 }
+
+/// Defect 13 of #16: when the number's limits could not be read, the sender used the defaults,
+/// and the default is "marketing not paused": a read error sent marketing on a paused number.
+#[tokio::test]
+async fn marketing_waits_when_the_number_s_pause_cannot_be_read() {
+    use whatsapp_core::ports::{ConsentEvent, ContactStore, TemplateDefinition, TemplateStore};
+    let s = sender().await;
+    s.ports
+        .stores
+        .templates
+        .put_definition(
+            "102290129340398",
+            &TemplateDefinition {
+                name: "spring_sale".into(),
+                language: "en_US".into(),
+                template_id: Some("1".into()),
+                status: "APPROVED".into(),
+                category: "MARKETING".into(),
+                parameter_format: None,
+                components: json!([{"type": "BODY", "text": "Sale today"}]),
+                rejected_reason: None,
+            },
+            NOW_MS / 1000 - 3600,
+        )
+        .await
+        .unwrap();
+    let user = UserKey {
+        phone_number_id: PHONE.into(),
+        user: "447700900002".into(),
+    };
+    s.ports
+        .stores
+        .contacts
+        .record_consent(&user, ConsentEvent::OptIn, NOW_MS / 1000 - 100)
+        .await
+        .unwrap();
+    s.ports
+        .stores
+        .control
+        .fail_limits
+        .store(true, Ordering::SeqCst);
+    let body = json!({"version": 1, "idempotency_key": "mkt", "phone_number_id": PHONE,
+        "to": {"wa_id": "447700900002"},
+        "message": {"type": "template", "template": {"name": "spring_sale",
+            "language": {"code": "en_US"}}}})
+    .to_string();
+    let r = s
+        .handle(&[record(0, body.clone())], NOW_MS, NOW_MS + 30_000)
+        .await;
+    assert_eq!(failures(&r), ["id-0"], "deferred, not sent");
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 0);
+    assert!(s.ports.outcomes.bodies().is_empty());
+    // Once the table answers again, the job goes.
+    s.ports
+        .stores
+        .control
+        .fail_limits
+        .store(false, Ordering::SeqCst);
+    let r = s
+        .handle(&[record(0, body)], NOW_MS + 2_000, NOW_MS + 32_000)
+        .await;
+    assert!(failures(&r).is_empty());
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+}

@@ -499,6 +499,8 @@ pub struct MemorySendControl {
     pub histories: Mutex<HashMap<String, whatsapp_core::ports::HealthHistory>>,
     /// Portfolio → day → users first reached that day.
     pub days: Mutex<HashMap<(String, i64), u64>>,
+    /// Makes `number_limits` fail (the table unreachable).
+    pub fail_limits: std::sync::atomic::AtomicBool,
 }
 
 impl whatsapp_core::ports::NumberStateStore for MemorySendControl {
@@ -648,6 +650,9 @@ impl whatsapp_core::ports::SendControl for MemorySendControl {
         &self,
         phone: &str,
     ) -> Result<whatsapp_core::ports::NumberLimits, StoreError> {
+        if self.fail_limits.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("control.number_limits", "unreachable"));
+        }
         Ok(lock(&self.limits).get(phone).cloned().unwrap_or_default())
     }
 }
