@@ -152,3 +152,32 @@ mod metrics_tests {
         assert_eq!(docs.len(), 4);
     }
 }
+
+#[cfg(test)]
+mod alarm_tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_token_alarm_watches_the_metric_a_190_emits() {
+        let failed = r#"{"outcome":"failed","reason":"access_token_invalid"}"#.to_owned();
+        let docs = outcome_metrics(&[failed], 1);
+        assert_eq!(docs.len(), 1);
+        let doc = &docs[0];
+        let cw = &doc["_aws"]["CloudWatchMetrics"][0];
+        let alarm = whatsapp_fakes::template_resource("AccessTokenInvalidAlarm");
+        assert!(alarm.contains(&format!("Namespace: {}", cw["Namespace"].as_str().unwrap())));
+        assert!(alarm.contains(&format!(
+            "MetricName: {}",
+            cw["Metrics"][0]["Name"].as_str().unwrap()
+        )));
+        for dim in cw["Dimensions"][0].as_array().unwrap() {
+            let name = dim.as_str().unwrap();
+            let value = doc[name].as_str().unwrap();
+            assert!(
+                alarm.contains(&format!("- Name: {name}\n          Value: {value}")),
+                "{name}={value} in {alarm}"
+            );
+        }
+        assert!(alarm.contains("Threshold: 0") && alarm.contains("EvaluationPeriods: 1"));
+    }
+}

@@ -396,3 +396,19 @@ async fn with_an_empty_verify_token_the_handshake_is_refused() {
     .await;
     assert_eq!(r.status, 503);
 }
+
+#[test]
+fn the_not_configured_alarm_watches_the_metric_the_refusal_emits() {
+    let tally = Tally {
+        not_configured: true,
+        ..Tally::default()
+    };
+    let doc = tally.metrics(1.0, NOW_MS);
+    let cw = &doc["_aws"]["CloudWatchMetrics"][0];
+    let alarm = whatsapp_fakes::template_resource("WebhookNotConfiguredAlarm");
+    assert!(alarm.contains(&format!("Namespace: {}", cw["Namespace"].as_str().unwrap())));
+    assert!(alarm.contains(&format!("MetricName: {NOT_CONFIGURED_METRIC}")));
+    assert!(alarm.contains("- Name: Function\n          Value: webhook"));
+    assert_eq!(cw["Dimensions"][0], serde_json::json!(["Function"]));
+    assert_eq!(doc["Function"], "webhook");
+}

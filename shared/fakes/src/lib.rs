@@ -737,3 +737,25 @@ impl IngestPorts for MemoryPorts {
         &self.inbound
     }
 }
+
+/// The text of resource `name` in the SAM template (`infra/template.yaml`), for tests that
+/// check the template declares what the code emits. Panics when it is not there.
+pub fn template_resource(name: &str) -> String {
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/template.yaml"
+    ))
+    .expect("infra/template.yaml");
+    let head = format!("  {name}:");
+    let mut lines = template.lines().skip_while(|l| *l != head);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("the template declares {name}"));
+    // The resource ends where the next one (two spaces, then a name) or the next section starts.
+    let body = lines
+        .take_while(|l| l.is_empty() || l.starts_with("   ") || l.trim_start().starts_with('#'));
+    std::iter::once(first)
+        .chain(body)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
