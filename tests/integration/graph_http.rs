@@ -198,6 +198,34 @@ async fn a_timeout_after_the_request_was_sent_is_reported_as_ambiguous() {
     assert_eq!(seen.lock().unwrap().len(), 1, "the server did receive it");
 }
 
+/// Defect 12 of #16: a call started with a little time left could take the client's whole
+/// timeout (10 s) and outlive the invocation. The sender's budget bounds it.
+#[tokio::test]
+async fn a_call_gives_up_within_the_budget_it_is_given() {
+    let (base, seen) = server(200, "{}", Duration::from_secs(5)).await;
+    let j = job();
+    let started = std::time::Instant::now();
+    let err = client(&base, 10_000)
+        .send_message_within(
+            "1",
+            &SendMessageRequest::for_job(&j, None).unwrap(),
+            "tok",
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GraphCallError::Timeout { after_send: true }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "the server did receive it");
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_a_transport_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -39,7 +39,7 @@ impl<P: SenderPorts> Sender<P> {
         }
         let unsent = Checkpoint::unsent(r.failures);
         // Too close to the deadline to finish a call: give it back untouched.
-        if deadline_ms - clock.now_ms() < 2_000 {
+        if call_budget(deadline_ms, clock.now_ms()).is_none() {
             self.hold(&r.key, clock.now_ms() + 1_000, &unsent).await?;
             return Ok(Step::Later { delay_s: Some(1) });
         }
@@ -61,33 +61,36 @@ impl<P: SenderPorts> Sender<P> {
             let o = Outcome::rejected("internal", "callback data too long", clock.now_ms());
             return Ok(done(stamp(o, &r.job, r.failures), None));
         };
-        let result = self.call_graph(&r, &request).await?;
+        let result = self.call_graph(&r, &request, clock, deadline_ms).await?;
         Ok(self.settle(r, result, clock).await)
     }
 
-    /// The Graph call. A 190 means the token was rotated or expired: re-read it once and retry
-    /// once.
+    /// The Graph call, bounded by the time the invocation has left. A 190 means the token was
+    /// rotated or expired: re-read it once and retry once, if there is still time.
     async fn call_graph(
         &self,
         r: &Ready,
         request: &SendMessageRequest<'_>,
+        clock: Clock,
+        deadline_ms: i64,
     ) -> Result<Result<SendMessageResponse, GraphCallError>, Transient> {
         let is_190 = |res: &Result<SendMessageResponse, GraphCallError>| matches!(res, Err(GraphCallError::Api { body, .. }) if body.code == 190);
         let pn = &r.job.phone_number_id;
+        let graph = self.ports.graph();
         let secrets = self.ports.secrets().secrets().await?;
-        let mut result = self
-            .ports
-            .graph()
-            .send_message(pn, request, &secrets.access_token)
+        // Checked by the caller; a zero budget only if the clock jumped meanwhile.
+        let budget = call_budget(deadline_ms, clock.now_ms()).unwrap_or_default();
+        let mut result = graph
+            .send_message_within(pn, request, &secrets.access_token, budget)
             .await;
         if is_190(&result) {
             let fresh = self.ports.secrets().refresh().await?;
-            if fresh.access_token != secrets.access_token {
+            if fresh.access_token != secrets.access_token
+                && let Some(budget) = call_budget(deadline_ms, clock.now_ms())
+            {
                 tracing::info!("access token refreshed after 190; retrying once");
-                result = self
-                    .ports
-                    .graph()
-                    .send_message(pn, request, &fresh.access_token)
+                result = graph
+                    .send_message_within(pn, request, &fresh.access_token, budget)
                     .await;
             }
             if is_190(&result) {
@@ -99,5 +102,32 @@ impl<P: SenderPorts> Sender<P> {
             }
         }
         Ok(result)
+    }
+}
+
+/// What a Graph call must leave of the invocation to settle after it: store the verdict or the
+/// checkpoint, publish the outcome.
+pub(crate) const SETTLE_MARGIN_MS: i64 = 1_500;
+/// The least time worth starting a call with.
+pub(crate) const MIN_CALL_MS: i64 = 500;
+
+/// How long a Graph call started at `now_ms` may take so that the invocation still settles
+/// before `deadline_ms`; `None` when too little is left to start one.
+pub(crate) fn call_budget(deadline_ms: i64, now_ms: i64) -> Option<Duration> {
+    let left = deadline_ms - now_ms - SETTLE_MARGIN_MS;
+    (left >= MIN_CALL_MS).then(|| Duration::from_millis(left as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_may_take_only_what_the_invocation_has_left_to_settle() {
+        assert_eq!(call_budget(10_000, 0), Some(Duration::from_millis(8_500)));
+        assert_eq!(call_budget(2_500, 0), Some(Duration::from_millis(1_000)));
+        assert_eq!(call_budget(2_000, 0), Some(Duration::from_millis(500)));
+        assert_eq!(call_budget(1_999, 0), None);
+        assert_eq!(call_budget(0, 1_000), None);
     }
 }

@@ -19,14 +19,27 @@ use whatsapp_core::ports::{GraphApi, GraphCallError, SessionStore, UserKey};
 
 const PHONE: &str = "106540352242922";
 
-/// A Graph API that answers 503 for recipients in `failing` and accepts the rest.
+/// A Graph API that answers 503 for recipients in `failing` and accepts the rest, and records
+/// the time budget each call was given.
 #[derive(Default)]
 struct ScriptedGraph {
     failing: Mutex<HashSet<String>>,
     sent: AtomicUsize,
+    budgets: Mutex<Vec<std::time::Duration>>,
 }
 
 impl GraphApi for ScriptedGraph {
+    async fn send_message_within(
+        &self,
+        pn: &str,
+        request: &SendMessageRequest<'_>,
+        token: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SendMessageResponse, GraphCallError> {
+        self.budgets.lock().unwrap().push(timeout);
+        self.send_message(pn, request, token).await
+    }
+
     async fn send_message(
         &self,
         _: &str,
@@ -396,5 +409,24 @@ async fn marketing_waits_when_the_number_s_pause_cannot_be_read() {
         .handle(&[record(0, body)], NOW_MS + 2_000, NOW_MS + 32_000)
         .await;
     assert!(failures(&r).is_empty());
+    assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
+}
+
+/// Defect 12 of #16: each Graph call may take only what the invocation has left to settle.
+#[tokio::test]
+async fn a_graph_call_gets_the_time_left_minus_the_settle_margin() {
+    let s = sender().await;
+    let r = s.handle(&[record(0, job(0))], NOW_MS, NOW_MS + 5_000).await;
+    assert!(failures(&r).is_empty());
+    let budgets = s.ports.graph.budgets.lock().unwrap().clone();
+    assert_eq!(budgets.len(), 1);
+    assert!(
+        budgets[0] <= std::time::Duration::from_millis(3_500)
+            && budgets[0] >= std::time::Duration::from_millis(3_000),
+        "{budgets:?}"
+    );
+    // With less than the margin and a minimal call left, nothing is sent: the job comes back.
+    let r = s.handle(&[record(1, job(1))], NOW_MS, NOW_MS + 1_900).await;
+    assert_eq!(failures(&r), ["id-1"]);
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
 }

@@ -180,6 +180,22 @@ impl GraphApi for GraphHttpClient {
         .await
     }
 
+    async fn send_message_within(
+        &self,
+        phone_number_id: &str,
+        request: &SendMessageRequest<'_>,
+        access_token: &str,
+        timeout: Duration,
+    ) -> Result<SendMessageResponse, GraphCallError> {
+        let url = format!("{}/{phone_number_id}/messages", self.base);
+        // The client's own timeout still applies; this one may only shorten it.
+        self.call(
+            self.http.post(url).json(request).timeout(timeout),
+            access_token,
+        )
+        .await
+    }
+
     async fn mark_read(
         &self,
         phone_number_id: &str,

@@ -599,6 +599,21 @@ pub trait GraphApi: Send + Sync {
         access_token: &str,
     ) -> impl Future<Output = Result<SendMessageResponse, GraphCallError>> + Send;
 
+    /// [`GraphApi::send_message`], giving up after `timeout`: the time the caller has left for
+    /// the call before it must commit. A call cut short after the request was written is
+    /// [`GraphCallError::Timeout`] with `after_send`, the ambiguous case. Implementations that
+    /// cannot bound a call may ignore `timeout`.
+    fn send_message_within(
+        &self,
+        phone_number_id: &str,
+        request: &SendMessageRequest<'_>,
+        access_token: &str,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<SendMessageResponse, GraphCallError>> + Send {
+        let _ = timeout;
+        self.send_message(phone_number_id, request, access_token)
+    }
+
     fn mark_read(
         &self,
         phone_number_id: &str,
