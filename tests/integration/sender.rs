@@ -1190,3 +1190,39 @@ async fn after_stop_a_template_is_refused_inside_the_window_but_a_reply_still_go
         .collect();
     assert_eq!(to_user, ["text"], "only the reply reached Meta");
 }
+
+/// Defect 7 of #16: consent kept under the phone number (a producer's record, or a
+/// `user_preferences` webhook that carried only `wa_id`) was never read for a job addressed by
+/// the business-scoped id. The reverse alias the webhook records finds it.
+#[tokio::test]
+async fn a_job_by_user_id_sees_a_marketing_stop_kept_under_the_phone_number() {
+    let rig = rig(|_| {}).await;
+    seed_template(&rig, "spring_sale", "MARKETING", "APPROVED").await;
+    let wa_id = "447700900902";
+    // The user writes: the webhook records the alias both ways and opens the window.
+    let uid = user(&rig, wa_id, true).await;
+    let contacts = whatsapp_aws::DynamoContactStore::new(
+        aws_sdk_dynamodb::Client::new(&rig.stack.aws),
+        &rig.stack.resources.contacts_table,
+    );
+    eventually("the reverse alias", || {
+        let (c, u) = (contacts.clone(), uid.clone());
+        async move { c.phone_of(PHONE, &u).await.unwrap().as_deref() == Some(wa_id) }
+    })
+    .await;
+    consent(&rig, wa_id, ConsentEvent::MarketingStop).await;
+    let by_user_id = json!({"version": 1, "idempotency_key": "by-bsuid", "phone_number_id": PHONE,
+        "to": {"user_id": uid}, "message": template("spring_sale", &["Ann", "1"])})
+    .to_string();
+    let sender = sender_with(&rig, graph(&rig), config());
+    let records = enqueue_and_receive(&rig, &[by_user_id]).await;
+    let response = invoke(&rig, &sender, &records, now() * 1000).await;
+    assert!(failed_ids(&response).is_empty());
+    let out = outcomes(&rig).await;
+    let o = by_key(&out, "by-bsuid");
+    assert_eq!(
+        (o.outcome, o.reason.as_deref()),
+        (Verdict::Rejected, Some("marketing_opt_out")),
+        "{o:?}"
+    );
+}

@@ -20,6 +20,8 @@ use crate::{Sender, SenderPorts, Transient};
 struct Recipients {
     user: UserKey,
     phone: Option<UserKey>,
+    /// The job named the business-scoped id: the phone number is found only if consent is read.
+    by_user_id: bool,
 }
 
 impl<P: SenderPorts> Sender<P> {
@@ -93,15 +95,18 @@ impl<P: SenderPorts> Sender<P> {
             Recipient::UserId(u) => Recipients {
                 user: key(u),
                 phone: None,
+                by_user_id: true,
             },
             Recipient::WaId(w) => match self.ports.contacts().resolve_alias(pn, w).await? {
                 Some(bsuid) => Recipients {
                     user: key(&bsuid),
                     phone: Some(key(w)),
+                    by_user_id: false,
                 },
                 None => Recipients {
                     user: key(w),
                     phone: None,
+                    by_user_id: false,
                 },
             },
         })
@@ -123,11 +128,26 @@ impl<P: SenderPorts> Sender<P> {
             .await?)
     }
 
-    /// Consent, read under both of the user's keys and merged.
+    /// Consent, read under both of the user's keys and merged: a job addressed by phone number
+    /// knows both once the user wrote; one addressed by `user_id` finds the phone number through
+    /// the reverse alias (an opt-out may be kept under it, e.g. a `user_preferences` webhook
+    /// that carried only `wa_id`).
     async fn consent(&self, to: &Recipients) -> Result<Consent, Transient> {
-        let mut consent = self.ports.contacts().consent(&to.user).await?;
-        if let Some(k) = &to.phone {
-            consent = consent.merged(&self.ports.contacts().consent(k).await?);
+        let contacts = self.ports.contacts();
+        let mut consent = contacts.consent(&to.user).await?;
+        let phone = match &to.phone {
+            Some(k) => Some(k.clone()),
+            None if to.by_user_id => contacts
+                .phone_of(&to.user.phone_number_id, &to.user.user)
+                .await?
+                .map(|wa_id| UserKey {
+                    phone_number_id: to.user.phone_number_id.clone(),
+                    user: wa_id,
+                }),
+            None => None,
+        };
+        if let Some(k) = &phone {
+            consent = consent.merged(&contacts.consent(k).await?);
         }
         Ok(consent)
     }

@@ -227,7 +227,17 @@ pub trait ContactStore: Send + Sync {
         at: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The business-scoped id known for `wa_id`, if any.
+    /// The phone number last seen for the business-scoped id `user_id` (the alias read the
+    /// other way), so that consent kept under the phone number is found for a job addressed by
+    /// `user_id`. Strongly consistent, as [`ContactStore::resolve_alias`].
+    fn phone_of(
+        &self,
+        phone_number_id: &str,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The business-scoped id known for `wa_id`, if any. Strongly consistent: an alias just
+    /// recorded by the webhook is seen by the next send.
     fn resolve_alias(
         &self,
         phone_number_id: &str,

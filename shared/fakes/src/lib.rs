@@ -181,6 +181,8 @@ impl DedupeStore for MemoryDedupe {
 pub struct MemoryContacts {
     pub consent: Mutex<HashMap<UserKey, Consent>>,
     pub aliases: Mutex<HashMap<(String, String), String>>,
+    /// (business number, business-scoped id) → phone number: the reverse alias.
+    pub phones: Mutex<HashMap<(String, String), String>>,
 }
 
 impl ContactStore for MemoryContacts {
@@ -214,7 +216,14 @@ impl ContactStore for MemoryContacts {
         _at: i64,
     ) -> Result<(), StoreError> {
         lock(&self.aliases).insert((phone.to_owned(), wa_id.to_owned()), user_id.to_owned());
+        lock(&self.phones).insert((phone.to_owned(), user_id.to_owned()), wa_id.to_owned());
         Ok(())
+    }
+
+    async fn phone_of(&self, phone: &str, user_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.phones)
+            .get(&(phone.to_owned(), user_id.to_owned()))
+            .cloned())
     }
 
     async fn resolve_alias(&self, phone: &str, wa_id: &str) -> Result<Option<String>, StoreError> {

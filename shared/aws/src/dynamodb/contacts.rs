@@ -41,6 +41,11 @@ fn alias_pk(phone_number_id: &str, wa_id: &str) -> String {
 }
 
 /// Whether `user_id` differs from the alias item as read (absent counts as different).
+/// The reverse alias: business-scoped id → phone number.
+fn phone_pk(phone_number_id: &str, user_id: &str) -> String {
+    format!("PN#{phone_number_id}#B#{user_id}")
+}
+
 fn alias_is_news(current: Option<&Item>, user_id: &str) -> bool {
     current
         .and_then(|i| text(i, "user_id"))
@@ -103,6 +108,7 @@ impl ContactStore for DynamoContactStore {
             .table_name(&self.table)
             .key("pk", s(pk.clone()))
             .projection_expression("user_id")
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| StoreError::new("contacts.alias_get", e))?
@@ -123,7 +129,36 @@ impl ContactStore for DynamoContactStore {
             vec![(":u", s(user_id)), (":t", n(at))],
         )
         .await?;
+        // And the other way, monotonic by the time seen: a number reassigned to another user
+        // moves with the newer sighting.
+        update_conditionally(
+            &self.client,
+            &self.table,
+            s(phone_pk(phone_number_id, user_id)),
+            "contacts.record_phone",
+            "SET wa_id = :w, seen_at = :t",
+            "attribute_not_exists(wa_id) OR (wa_id <> :w AND seen_at < :t)",
+            vec![(":w", s(wa_id)), (":t", n(at))],
+        )
+        .await?;
         Ok(())
+    }
+
+    async fn phone_of(
+        &self,
+        phone_number_id: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(phone_pk(phone_number_id, user_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::new("contacts.phone_of", e))?;
+        Ok(out.item.and_then(|i| text(&i, "wa_id")))
     }
 
     async fn resolve_alias(
@@ -136,6 +171,7 @@ impl ContactStore for DynamoContactStore {
             .get_item()
             .table_name(&self.table)
             .key("pk", s(alias_pk(phone_number_id, wa_id)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| StoreError::new("contacts.resolve_alias", e))?;
