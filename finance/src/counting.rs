@@ -59,6 +59,13 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Whether every counter is at least `other`'s.
+    pub fn covers(&self, other: &Counts) -> bool {
+        self.messages >= other.messages
+            && self.charged >= other.charged
+            && self.conversations >= other.conversations
+    }
+
     pub fn add(&mut self, other: &Counts) {
         self.messages += other.messages;
         self.charged += other.charged;

@@ -16,6 +16,9 @@ use crate::store::{PricedIndex, StoreError, UsageTable, day_pk, month_pk, sort_k
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefreshStats {
     pub days: usize,
+    /// Days older than the messages' retention, whose counters were only ever raised: the
+    /// index may have lost some of their messages, so a lower count is not the truth.
+    pub days_kept: usize,
     pub messages: usize,
     pub rows_written: usize,
     pub rows_deleted: usize,
@@ -54,10 +57,12 @@ pub async fn refresh(
             .into_iter()
             .filter(|r| refreshed.contains(r.key.phone_number_id.as_str()))
             .collect();
-        let (w, d) = apply(usage, &pk, stored, fresh, now).await?;
+        let lossy = whatsapp_core::usage::index_may_have_lost(day, now);
+        let (w, d) = apply(usage, &pk, stored, fresh, lossy, now).await?;
         stats.rows_written += w;
         stats.rows_deleted += d;
         stats.days += 1;
+        stats.days_kept += usize::from(lossy);
     }
     for month in period.months() {
         let whole = Period {
@@ -74,7 +79,8 @@ pub async fn refresh(
         }
         let pk = month_pk(month);
         let stored = usage.partition(&pk).await?;
-        let (w, d) = apply(usage, &pk, stored, sums, now).await?;
+        // Months are summed from the day counters, which are kept: the sums are the truth.
+        let (w, d) = apply(usage, &pk, stored, sums, false, now).await?;
         stats.rows_written += w;
         stats.rows_deleted += d;
         stats.months += 1;
@@ -82,14 +88,28 @@ pub async fn refresh(
     Ok(stats)
 }
 
-/// Makes a partition hold exactly `fresh` (among the rows `stored` lists).
+/// Makes a partition hold exactly `fresh` (among the rows `stored` lists). Where the source may
+/// have lost rows (`lossy`), only raises: no counter is lowered and none deleted.
 async fn apply(
     usage: &UsageTable,
     pk: &str,
     stored: Vec<UsageRow>,
     fresh: BTreeMap<UsageKey, Counts>,
+    lossy: bool,
     now: i64,
 ) -> Result<(usize, usize), StoreError> {
+    let (puts, deletes) = plan(stored, fresh, lossy);
+    usage.write(pk, &puts, &deletes, now).await?;
+    Ok((puts.len(), deletes.len()))
+}
+
+/// The rows to put and the sort keys to delete so that a partition holding `stored` holds
+/// `fresh`; with `lossy`, only the puts that raise every counter of a row, and no deletes.
+fn plan(
+    stored: Vec<UsageRow>,
+    fresh: BTreeMap<UsageKey, Counts>,
+    lossy: bool,
+) -> (Vec<UsageRow>, Vec<String>) {
     let stored: HashMap<String, Counts> = stored
         .into_iter()
         .map(|r| (sort_key(&r.key), r.counts))
@@ -97,19 +117,70 @@ async fn apply(
     let fresh_keys: HashSet<String> = fresh.keys().map(sort_key).collect();
     let puts: Vec<UsageRow> = fresh
         .into_iter()
-        .filter(|(k, c)| !c.is_zero() && stored.get(&sort_key(k)) != Some(c))
+        .filter(|(k, c)| {
+            let old = stored.get(&sort_key(k));
+            !c.is_zero() && old != Some(c) && (!lossy || old.is_none_or(|o| c.covers(o)))
+        })
         .map(|(key, counts)| UsageRow { key, counts })
         .collect();
-    let deletes: Vec<String> = stored
-        .keys()
-        .filter(|sk| !fresh_keys.contains(*sk))
-        .cloned()
-        .collect();
-    usage.write(pk, &puts, &deletes, now).await?;
-    Ok((puts.len(), deletes.len()))
+    let deletes: Vec<String> = if lossy {
+        Vec::new()
+    } else {
+        stored
+            .keys()
+            .filter(|sk| !fresh_keys.contains(*sk))
+            .cloned()
+            .collect()
+    };
+    (puts, deletes)
 }
 
 /// Today (UTC) from epoch seconds.
 pub fn today(now: i64) -> NaiveDate {
     whatsapp_core::usage::usage_day(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(category: &str, n: u64) -> UsageRow {
+        UsageRow {
+            key: UsageKey {
+                day: "2026-08-01".parse().unwrap(),
+                waba_id: "1".into(),
+                phone_number_id: "2".into(),
+                category: category.into(),
+                pricing_type: "regular".into(),
+                country: "BR".into(),
+                pricing_model: "PMP".into(),
+            },
+            counts: Counts {
+                messages: n,
+                charged: n,
+                conversations: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_day_the_index_may_have_lost_is_only_ever_raised() {
+        let stored = vec![row("marketing", 5), row("utility", 3), row("service", 1)];
+        // Recounted after the retention: marketing lost rows, utility gained one, service gone.
+        let fresh: BTreeMap<UsageKey, Counts> = [row("marketing", 2), row("utility", 4)]
+            .into_iter()
+            .map(|r| (r.key, r.counts))
+            .collect();
+        let (puts, deletes) = plan(stored.clone(), fresh.clone(), true);
+        assert_eq!(puts.len(), 1);
+        assert_eq!(
+            (puts[0].key.category.as_str(), puts[0].counts.messages),
+            ("utility", 4)
+        );
+        assert!(deletes.is_empty());
+        // A day still within the retention is made exact.
+        let (puts, deletes) = plan(stored, fresh, false);
+        assert_eq!(puts.len(), 2);
+        assert_eq!(deletes.len(), 1);
+    }
 }

@@ -639,3 +639,31 @@ async fn reconciliation_balances_and_finds_a_dropped_webhook() {
         (0, 1, -1)
     );
 }
+
+/// Defect 9 of #16: a refresh over days older than the messages' retention recounted them from
+/// an index that had lost their messages, and deleted finance's counters.
+#[tokio::test]
+async fn a_refresh_past_the_retention_never_lowers_or_deletes_counters() {
+    let stack = crate::support::ingest_stack().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let usage = UsageTable::new(ddb.clone(), usage_table(&ddb).await);
+    let index = PricedIndex::new(ddb.clone(), &stack.resources.messages_table);
+    // Counted when the messages were there, 100 days ago; the index has expired them since.
+    let old_day = (chrono::DateTime::from_timestamp(now() - 100 * 86_400, 0).unwrap()).date_naive();
+    let counted = row(&old_day.to_string(), "marketing", "BR", 7);
+    usage
+        .write(&day_pk(old_day), std::slice::from_ref(&counted), &[], now())
+        .await
+        .unwrap();
+    let period = Period {
+        from: old_day,
+        to: old_day,
+    };
+    let stats = finance::refresh::refresh(&index, &usage, &[PHONE.to_owned()], period, now())
+        .await
+        .unwrap();
+    assert_eq!((stats.rows_deleted, stats.days_kept), (0, 1), "{stats:?}");
+    let kept = usage.partition(&day_pk(old_day)).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].counts, counted.counts);
+}

@@ -205,6 +205,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 s.rows_written,
                 s.rows_deleted
             );
+            if s.days_kept > 0 {
+                println!(
+                    "{} day(s) are older than the messages' retention: their counters were only raised, never lowered or removed",
+                    s.days_kept
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Rates { command } => {

@@ -63,6 +63,7 @@ async fn main() -> Result<(), Error> {
                 "messages": stats.messages,
                 "rows_written": stats.rows_written,
                 "rows_deleted": stats.rows_deleted,
+                "days_kept": stats.days_kept,
             }))
         },
     ))

@@ -26,6 +26,20 @@ pub const USAGE_INDEX_ATTRIBUTES: [&str; 8] = [
 
 /// The UTC day of an epoch-seconds timestamp (usage days are UTC days, as are the day buckets
 /// the reconciliation asks `pricing_analytics` for).
+/// Message records (and with them the usage index) are kept this long after their last status:
+/// finance and reconciliation read them; Meta retries webhooks for 7 days.
+pub const MESSAGE_RETENTION_SECONDS: i64 = 90 * 24 * 3600;
+
+/// Whether the usage index may already have lost messages of `day` at `now` (epoch s): a message
+/// priced on `day` expires [`MESSAGE_RETENTION_SECONDS`] after its last status, so from the start
+/// of `day` plus the retention on, recounting the day may count fewer than there were.
+pub fn index_may_have_lost(day: NaiveDate, now: i64) -> bool {
+    let start = day
+        .and_hms_opt(0, 0, 0)
+        .map_or(i64::MIN, |t| t.and_utc().timestamp());
+    now >= start.saturating_add(MESSAGE_RETENTION_SECONDS)
+}
+
 pub fn usage_day(epoch_seconds: i64) -> NaiveDate {
     DateTime::from_timestamp(epoch_seconds, 0)
         .unwrap_or_default()
@@ -66,6 +80,17 @@ mod tests {
             .map_while(|l| l.trim().strip_prefix("- "))
             .collect();
         assert_eq!(projected, USAGE_INDEX_ATTRIBUTES);
+    }
+
+    #[test]
+    fn a_day_may_have_lost_messages_from_its_start_plus_the_retention() {
+        let day: NaiveDate = "2026-09-01".parse().unwrap();
+        let start = 1_788_220_800; // 2026-09-01T00:00:00Z
+        assert!(!index_may_have_lost(
+            day,
+            start + MESSAGE_RETENTION_SECONDS - 1
+        ));
+        assert!(index_may_have_lost(day, start + MESSAGE_RETENTION_SECONDS));
     }
 
     #[test]

@@ -16,9 +16,8 @@ use whatsapp_core::webhook::{Pricing, StatusKind};
 /// status echoed): written once per message, since later statuses do not change the key.
 pub const CALLBACK_INDEX: &str = "by_callback";
 
-/// Message records are kept this long after their last status (finance and reconciliation read
-/// them; Meta retries webhooks for 7 days).
-pub const MESSAGE_TTL_SECONDS: i64 = 90 * 24 * 3600;
+/// Message records are kept this long after their last status.
+pub const MESSAGE_TTL_SECONDS: i64 = whatsapp_core::usage::MESSAGE_RETENTION_SECONDS;
 
 #[derive(Debug, Clone)]
 pub struct DynamoMessageStore {
