@@ -140,16 +140,18 @@ impl<P: SenderPorts> Sender<P> {
     }
 
     /// A previous holder may have reached Meta: the status webhooks, found by our callback
-    /// data, tell. Until the reconciliation window passes, wait; after it, send again.
+    /// data, tell. Asked before every send that follows an attempt whose outcome stayed unknown,
+    /// not only the first. While the last attempt's reconciliation window lasts, wait; after it,
+    /// send again, unless the attempts are used up.
     async fn reconcile(&self, t: &Taken, clock: Clock) -> Result<Option<Step>, Transient> {
         let Some(prev) = &t.previous else {
             return Ok(None);
         };
-        if t.checkpoint.unsent {
+        let last_unknown = !t.checkpoint.unsent;
+        if !last_unknown && !t.checkpoint.uncertain {
             return Ok(None);
         }
         let now_ms = clock.now_ms();
-        let since = t.checkpoint.attempted_at_ms.unwrap_or(prev.held_until_ms);
         let callback = callback_data(&t.key);
         if let Some(wamid) = self.ports.messages().find_by_callback(&callback).await? {
             let mut o = Outcome::new(Verdict::Accepted, now_ms);
@@ -160,17 +162,23 @@ impl<P: SenderPorts> Sender<P> {
             tracing::info!(phone_number_id = %t.job.phone_number_id, "send reconciled from status webhooks");
             return Ok(Some(done(o, None)));
         }
-        let wait = since + self.config.reconcile_after_ms - now_ms;
-        if wait > 0 {
-            let cp = Checkpoint {
-                unsent: false,
-                attempted_at_ms: Some(since),
-                ..t.checkpoint.clone()
-            };
-            self.hold(&t.key, now_ms + wait, &cp).await?;
-            return Ok(Some(Step::Later {
-                delay_s: Some(delay_seconds(wait)),
-            }));
+        if last_unknown {
+            let since = t.checkpoint.attempted_at_ms.unwrap_or(prev.held_until_ms);
+            let wait = since + self.config.reconcile_after_ms - now_ms;
+            if wait > 0 {
+                let cp = Checkpoint {
+                    unsent: false,
+                    attempted_at_ms: Some(since),
+                    ..t.checkpoint.clone()
+                };
+                self.hold(&t.key, now_ms + wait, &cp).await?;
+                return Ok(Some(Step::Later {
+                    delay_s: Some(delay_seconds(wait)),
+                }));
+            }
+        }
+        if t.checkpoint.failures >= self.config.max_attempts {
+            return Ok(Some(self.exhausted(t, clock).await?));
         }
         tracing::warn!(
             phone_number_id = %t.job.phone_number_id,
@@ -179,11 +187,25 @@ impl<P: SenderPorts> Sender<P> {
         Ok(None)
     }
 
+    /// The attempts are used up and no status ever arrived for the unknown ones: the verdict.
+    async fn exhausted(&self, t: &Taken, clock: Clock) -> Result<Step, StoreError> {
+        let failures = t.checkpoint.failures;
+        let mut o = Outcome::new(Verdict::Failed, clock.now_ms());
+        o.reason = Some("retries_exhausted".into());
+        o.detail = Some(format!(
+            "{failures} attempt(s) failed or timed out; no status webhook arrived for those whose outcome is unknown"
+        ));
+        o.error = t.checkpoint.last_error.clone();
+        let o = stamp(o, &t.job, failures);
+        self.complete(&t.key, &o, clock).await?;
+        Ok(done(o, Some("retries_exhausted")))
+    }
+
     /// Gate 1b, once the record shows no send: a job past its `not_after` gets its verdict,
     /// stored in the record so that every redelivery answers the same.
     async fn expire(&self, t: &Taken, clock: Clock) -> Result<Option<Step>, StoreError> {
         let not_after = t.job.not_after.map(|n| n.timestamp_millis());
-        let attempted = t.previous.is_some() && !t.checkpoint.unsent;
+        let attempted = t.previous.is_some() && (!t.checkpoint.unsent || t.checkpoint.uncertain);
         let Err(refusal) = gates::deadline(not_after, clock.now_ms(), attempted) else {
             return Ok(None);
         };

@@ -78,6 +78,8 @@ impl<P: SenderPorts> Sender<P> {
             user: to.user,
             window,
             failures: t.checkpoint.failures,
+            // Sending again after an attempt whose outcome stayed unknown.
+            uncertain: t.checkpoint.uncertain || (t.previous.is_some() && !t.checkpoint.unsent),
             slot_at_ms: None,
         })))
     }

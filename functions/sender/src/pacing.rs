@@ -45,7 +45,7 @@ impl<P: SenderPorts> Sender<P> {
             for i in pending {
                 if let Step::Ready(r) = &steps[i] {
                     let delay = 1_000 + whatsapp_core::jitter_ms(1_000) as i64;
-                    let cp = Checkpoint::unsent(r.failures);
+                    let cp = Checkpoint::unsent(r.failures, r.uncertain);
                     steps[i] = match self.hold(&r.key, clock.now_ms() + delay, &cp).await {
                         Ok(()) => Step::Later {
                             delay_s: Some(delay_seconds(delay)),

@@ -31,13 +31,13 @@ impl<P: SenderPorts> Sender<P> {
             Err(_) if ambiguous => self.ambiguous(r, clock).await,
             Err(e) => {
                 let key = r.key.clone();
-                let failures = r.failures;
+                let (failures, uncertain) = (r.failures, r.uncertain);
                 match self.failed(r, &e, clock).await {
                     Ok(step) => step,
                     Err(t) => {
                         // Meta refused the message: nothing was sent.
                         tracing::warn!(error = %t, "could not record a Graph API error; the record will be retried");
-                        let cp = Checkpoint::unsent(failures);
+                        let cp = Checkpoint::unsent(failures, uncertain);
                         let _ = self.hold(&key, clock.now_ms() + 1_000, &cp).await;
                         Step::Later { delay_s: None }
                     }
@@ -79,10 +79,12 @@ impl<P: SenderPorts> Sender<P> {
     /// the reconciliation window passes, wait.
     async fn ambiguous(&self, r: Ready, clock: Clock) -> Step {
         let now_ms = clock.now_ms();
+        // The attempt counts: a job whose sends keep timing out must still end in a verdict.
         let cp = Checkpoint {
             unsent: false,
             attempted_at_ms: Some(now_ms),
-            failures: r.failures,
+            failures: r.failures + 1,
+            uncertain: true,
             last_error: Some(OutcomeError {
                 code: 0,
                 message: "no readable answer after the request was sent".into(),
@@ -157,6 +159,7 @@ impl<P: SenderPorts> Sender<P> {
             attempted_at_ms: None,
             failures,
             last_error: Some(error),
+            uncertain: r.uncertain,
         };
         self.hold(&r.key, now_ms + backoff_ms, &cp).await?;
         tracing::info!(

@@ -49,14 +49,20 @@ pub(crate) struct Checkpoint {
     /// The last failure's error, for the final outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<OutcomeError>,
+    /// Some earlier attempt's outcome is unknown (it may have reached Meta): every later holder
+    /// asks the status webhooks before it sends again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
 }
 
 impl Checkpoint {
-    /// Nothing was sent by this holder: the next may send at once.
-    pub(crate) fn unsent(failures: u32) -> Self {
+    /// Nothing was sent by this holder: the next may send at once (after asking the status
+    /// webhooks, if an earlier attempt was `uncertain`).
+    pub(crate) fn unsent(failures: u32, uncertain: bool) -> Self {
         Checkpoint {
             unsent: true,
             failures,
+            uncertain,
             ..Checkpoint::default()
         }
     }
@@ -84,6 +90,8 @@ pub(crate) struct Ready {
     pub user: UserKey,
     pub window: WindowState,
     pub failures: u32,
+    /// An earlier attempt's outcome is unknown (see [`Checkpoint::uncertain`]).
+    pub uncertain: bool,
     /// When the throughput slot starts (epoch ms).
     pub slot_at_ms: Option<i64>,
 }

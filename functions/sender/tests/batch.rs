@@ -430,3 +430,167 @@ async fn a_graph_call_gets_the_time_left_minus_the_settle_margin() {
     assert_eq!(failures(&r), ["id-1"]);
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
 }
+
+/// A Graph API that answers from a script, one error per call (`None`: accept), then accepts.
+#[derive(Default)]
+struct Script {
+    answers: Mutex<std::collections::VecDeque<Option<GraphCallError>>>,
+    calls: AtomicUsize,
+}
+
+impl GraphApi for Script {
+    async fn send_message(
+        &self,
+        _: &str,
+        _: &SendMessageRequest<'_>,
+        _: &str,
+    ) -> Result<SendMessageResponse, GraphCallError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.answers.lock().unwrap().pop_front().flatten() {
+            return Err(e);
+        }
+        Ok(SendMessageResponse {
+            messaging_product: Some("whatsapp".into()),
+            contacts: vec![],
+            messages: vec![ResponseMessage {
+                id: format!("wamid.s{n}"),
+                message_status: Some("accepted".into()),
+            }],
+        })
+    }
+
+    async fn mark_read(&self, _: &str, _: &MarkReadRequest, _: &str) -> Result<(), GraphCallError> {
+        Ok(())
+    }
+
+    async fn phone_number(&self, _: &str, _: &str) -> Result<PhoneNumberInfo, GraphCallError> {
+        Ok(PhoneNumberInfo::default())
+    }
+}
+
+fn unavailable() -> GraphCallError {
+    GraphCallError::Api {
+        status: 503,
+        body: serde_json::from_value::<GraphErrorBody>(
+            json!({"message": "unavailable", "code": 2}),
+        )
+        .unwrap(),
+    }
+}
+
+async fn scripted(answers: Vec<Option<GraphCallError>>) -> Sender<MemorySenderPorts<Script>> {
+    let graph = Script::default();
+    graph.answers.lock().unwrap().extend(answers);
+    let ports = MemorySenderPorts::new(Arc::default(), graph);
+    ports
+        .stores
+        .sessions
+        .record_inbound(
+            &UserKey {
+                phone_number_id: PHONE.into(),
+                user: "447700900000".into(),
+            },
+            NOW_MS / 1000 - 60,
+            false,
+        )
+        .await
+        .unwrap();
+    Sender::new(
+        ports,
+        SenderConfig {
+            numbers: sender::config::parse_numbers(&format!("{PHONE}:102290129340398")).unwrap(),
+            reconcile_after_ms: 10_000,
+            max_attempts: 3,
+            ..SenderConfig::default()
+        },
+    )
+}
+
+/// Defect 5 of #16: after an ambiguous send and a resend that failed, the next attempt no longer
+/// asked the status webhooks, so a first attempt that did reach Meta was sent a third time.
+#[tokio::test]
+async fn every_resend_after_an_unknown_attempt_checks_the_statuses_first() {
+    use whatsapp_core::ports::{MessageStore, StatusUpdate};
+    use whatsapp_core::webhook::StatusKind;
+    let s = scripted(vec![
+        Some(GraphCallError::Timeout { after_send: true }),
+        Some(unavailable()),
+    ])
+    .await;
+    let records = [record(0, job(0))];
+    let mut t = NOW_MS;
+    s.handle(&records, t, t + 30_000).await; // ambiguous
+    t += 11_000;
+    s.handle(&records, t, t + 30_000).await; // no status yet: sent again, 503
+    // The first attempt's status arrives now, late.
+    let callback = sender::callback_data(&format!("send#{PHONE}#k0"));
+    s.ports
+        .stores
+        .messages
+        .merge_status(StatusUpdate {
+            wamid: "wamid.first",
+            waba_id: "102290129340398",
+            phone_number_id: PHONE,
+            status: &StatusKind::Delivered,
+            at: t / 1000,
+            recipient: None,
+            callback_data: Some(&callback),
+            pricing: None,
+            conversation: None,
+            error: None,
+        })
+        .await
+        .unwrap();
+    t += 60_000;
+    let r = s.handle(&records, t, t + 30_000).await;
+    assert!(failures(&r).is_empty());
+    assert_eq!(
+        s.ports.graph.calls.load(Ordering::SeqCst),
+        2,
+        "no third send"
+    );
+    let last: Outcome = serde_json::from_str(s.ports.outcomes.bodies().last().unwrap()).unwrap();
+    assert_eq!(
+        (last.outcome, last.wamid.as_deref(), last.reconciled),
+        (Verdict::Accepted, Some("wamid.first"), true)
+    );
+}
+
+/// Defect 5 of #16: ambiguous attempts never counted toward SEND_MAX_ATTEMPTS, so a job whose
+/// sends always time out looped until the redrive dropped it without a verdict.
+#[tokio::test]
+async fn sends_that_keep_timing_out_end_in_one_verdict() {
+    let s = scripted(
+        (0..10)
+            .map(|_| Some(GraphCallError::Timeout { after_send: true }))
+            .collect(),
+    )
+    .await;
+    let records = [record(0, job(0))];
+    let mut t = NOW_MS;
+    // SQS delivers the record again until a batch response acknowledges it.
+    for _ in 0..8 {
+        let r = s.handle(&records, t, t + 30_000).await;
+        t += 11_000;
+        if failures(&r).is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        s.ports.graph.calls.load(Ordering::SeqCst),
+        3,
+        "SEND_MAX_ATTEMPTS"
+    );
+    let outcomes = s.ports.outcomes.bodies();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let o: Outcome = serde_json::from_str(&outcomes[0]).unwrap();
+    assert_eq!(
+        (o.outcome, o.reason.as_deref()),
+        (Verdict::Failed, Some("retries_exhausted"))
+    );
+    assert!(
+        o.detail.unwrap().contains("unknown"),
+        "says the outcome is unknown"
+    );
+    assert_eq!(s.ports.dead_letters.bodies().len(), 1);
+}
