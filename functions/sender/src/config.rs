@@ -45,6 +45,14 @@ pub struct SenderConfig {
     pub concurrency: usize,
     /// `NUMBER_LIMITS_CACHE_SECONDS` (30): how long a number's stored limits are reused.
     pub limits_cache: Duration,
+    /// `SEND_QUEUE_RETENTION_SECONDS` (345600, the template's `MessageRetentionSeconds`): a job
+    /// whose wait would outlive it is put back as a fresh copy.
+    pub queue_retention_s: i64,
+    /// `SEND_QUEUE_MAX_RECEIVES` (20, the send queue's `maxReceiveCount`): a job one receive from
+    /// it is put back as a fresh copy instead of being dead-lettered without a verdict.
+    pub queue_max_receives: u32,
+    /// `SEND_QUEUE_VISIBILITY_SECONDS` (180, the send queue's `VisibilityTimeout`).
+    pub queue_visibility_s: u32,
 }
 
 impl Default for SenderConfig {
@@ -62,6 +70,9 @@ impl Default for SenderConfig {
             throughput_max_wait_ms: 2_000,
             concurrency: 10,
             limits_cache: Duration::from_secs(30),
+            queue_retention_s: 345_600,
+            queue_max_receives: 20,
+            queue_visibility_s: 180,
         }
     }
 }
@@ -90,6 +101,13 @@ impl SenderConfig {
                 .parsed_or("THROUGHPUT_MAX_WAIT_MS", d.throughput_max_wait_ms)?,
             concurrency: env.parsed_or("RECORD_CONCURRENCY", d.concurrency)?.max(1),
             limits_cache: Duration::from_secs(env.parsed_or("NUMBER_LIMITS_CACHE_SECONDS", 30u64)?),
+            queue_retention_s: env
+                .parsed_or("SEND_QUEUE_RETENTION_SECONDS", d.queue_retention_s)?,
+            queue_max_receives: env
+                .parsed_or("SEND_QUEUE_MAX_RECEIVES", d.queue_max_receives)?
+                .max(2),
+            queue_visibility_s: env
+                .parsed_or("SEND_QUEUE_VISIBILITY_SECONDS", d.queue_visibility_s)?,
         })
     }
 }
@@ -141,5 +159,21 @@ mod tests {
                 ..
             })
         ));
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    /// The sender is told the send queue's limits; they must be the queue's own.
+    #[test]
+    fn the_sender_knows_the_send_queue_s_real_limits() {
+        let queue = whatsapp_fakes::template_resource("SendQueue");
+        let sender = whatsapp_fakes::template_resource("SenderFunction");
+        assert!(queue.contains("maxReceiveCount: 20"), "{queue}");
+        assert!(queue.contains("VisibilityTimeout: 180"), "{queue}");
+        assert!(queue.contains("MessageRetentionPeriod: !Ref MessageRetentionSeconds"));
+        assert!(sender.contains("SEND_QUEUE_MAX_RECEIVES: \"20\""));
+        assert!(sender.contains("SEND_QUEUE_VISIBILITY_SECONDS: \"180\""));
+        assert!(sender.contains("SEND_QUEUE_RETENTION_SECONDS: !Ref MessageRetentionSeconds"));
     }
 }

@@ -4,10 +4,50 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use whatsapp_core::ports::{DeadLetters, MessageQueue, Redelivery};
 
-use crate::step::{Clock, Step};
+use crate::step::{Clock, GiveBack, QueueLimits, Step, give_back};
 use crate::{Sender, SenderPorts};
 
 impl<P: SenderPorts> Sender<P> {
+    /// Gives a record back for later. Returns whether it was replaced by a fresh copy (then the
+    /// original is acknowledged); otherwise it stays on the queue with its delay.
+    async fn give_back(&self, record: &SqsMessage, delay_s: Option<u32>, clock: Clock) -> bool {
+        let attribute = |name: &str| record.attributes.get(name).and_then(|v| v.parse().ok());
+        let limits = QueueLimits {
+            retention_s: self.config.queue_retention_s,
+            max_receives: self.config.queue_max_receives,
+            visibility_s: self.config.queue_visibility_s,
+        };
+        let plan = give_back(
+            delay_s,
+            attribute("SentTimestamp"),
+            attribute("ApproximateReceiveCount").and_then(|n: i64| u32::try_from(n).ok()),
+            clock.now_ms(),
+            limits,
+        );
+        let redelivery = self.ports.redelivery();
+        if let GiveBack::Requeue(delay) = plan {
+            let body = record.body.as_deref().unwrap_or_default();
+            match redelivery.requeue(body, delay).await {
+                Ok(()) => {
+                    tracing::info!(
+                        delay,
+                        "job put back as a fresh copy: the queue would have dropped or dead-lettered it while it waits"
+                    );
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not requeue; leaving the record on the queue")
+                }
+            }
+        }
+        if let (Some(d), Some(handle)) = (delay_s, record.receipt_handle.as_deref())
+            && let Err(e) = redelivery.redeliver_in(handle, d).await
+        {
+            tracing::warn!(error = %e, "could not set the redelivery delay");
+        }
+        false
+    }
+
     /// Phase 4: dead-letter, publish, defer; the batch response lists exactly the records that
     /// must come back.
     pub(crate) async fn finish(
@@ -43,12 +83,7 @@ impl<P: SenderPorts> Sender<P> {
                     }
                 }
                 Step::Later { delay_s } => {
-                    retry[i] = true;
-                    if let (Some(d), Some(handle)) = (delay_s, record.receipt_handle.as_deref())
-                        && let Err(e) = self.ports.redelivery().redeliver_in(handle, d).await
-                    {
-                        tracing::warn!(error = %e, "could not set the redelivery delay");
-                    }
+                    retry[i] = !self.give_back(record, delay_s, clock).await;
                 }
                 Step::Ready(_) => retry[i] = true,
             }

@@ -96,9 +96,57 @@ pub(crate) struct Ready {
     pub slot_at_ms: Option<i64>,
 }
 
-/// Milliseconds to whole seconds of SQS visibility (at least 1, at most 12 h).
+/// The longest visibility asked of SQS: its 12 h cap counts from the receive, so keep a margin
+/// for the time between the receive and our call. A longer wait takes more than one receive:
+/// the record stays held, and the redelivery before the hold ends waits again.
+pub(crate) const MAX_VISIBILITY_S: u32 = 43_200 - 300;
+const _: () = assert!(MAX_VISIBILITY_S < 43_200);
+
+/// Milliseconds to whole seconds of SQS visibility (at least 1, at most [`MAX_VISIBILITY_S`]).
 pub(crate) fn delay_seconds(ms: i64) -> u32 {
-    u32::try_from(((ms + 999) / 1000).clamp(1, 43_200)).unwrap_or(1)
+    u32::try_from(((ms + 999) / 1000).clamp(1, i64::from(MAX_VISIBILITY_S))).unwrap_or(1)
+}
+
+/// How a record that must come back later is given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GiveBack {
+    /// Left on the queue, visible again in this many seconds (`None`: the queue's own
+    /// visibility timeout).
+    Visibility(Option<u32>),
+    /// Replaced by a fresh copy visible in this many seconds (≤ 900), and acknowledged.
+    Requeue(u32),
+}
+
+/// The queue's limits the sender keeps clear of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueLimits {
+    /// The queue's message retention (s).
+    pub retention_s: i64,
+    /// The redrive policy's `maxReceiveCount`.
+    pub max_receives: u32,
+    /// The queue's visibility timeout (s): what a record without a delay waits.
+    pub visibility_s: u32,
+}
+
+/// Whether a record received `receives` times, first sent at `sent_at_ms`, can wait `delay_s`
+/// on the queue, or must be replaced by a fresh copy: the queue would drop it (retention, with
+/// an hour's margin) or dead-letter it (one receive before the redrive count) before its verdict.
+pub(crate) fn give_back(
+    delay_s: Option<u32>,
+    sent_at_ms: Option<i64>,
+    receives: Option<u32>,
+    now_ms: i64,
+    limits: QueueLimits,
+) -> GiveBack {
+    let wait_s = i64::from(delay_s.unwrap_or(limits.visibility_s));
+    let near_redrive = receives.is_some_and(|n| n + 1 >= limits.max_receives);
+    let outlives = sent_at_ms
+        .is_some_and(|sent| sent + (limits.retention_s - 3_600) * 1000 < now_ms + wait_s * 1000);
+    if near_redrive || outlives {
+        GiveBack::Requeue(u32::try_from(wait_s.clamp(0, 900)).unwrap_or(900))
+    } else {
+        GiveBack::Visibility(delay_s)
+    }
 }
 
 /// A verdict, dead-lettered with `dead_letter` as its reason when set.
@@ -155,4 +203,51 @@ pub(crate) fn rejected_job(body: &str, rejection: &JobRejection, now_ms: i64) ->
         }
     }
     done(o, Some(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: QueueLimits = QueueLimits {
+        retention_s: 4 * 86_400,
+        max_receives: 20,
+        visibility_s: 180,
+    };
+
+    #[test]
+    fn no_visibility_asked_exceeds_what_sqs_allows_after_the_receive() {
+        assert_eq!(delay_seconds(24 * 3_600 * 1000), MAX_VISIBILITY_S);
+        assert_eq!(delay_seconds(1), 1);
+    }
+
+    #[test]
+    fn a_wait_the_queue_would_not_survive_is_a_fresh_copy() {
+        let now = 1_790_812_800_000;
+        let day = 86_400;
+        // Young, few receives: left on the queue.
+        assert_eq!(
+            give_back(Some(day), Some(now - 3_600_000), Some(1), now, LIMITS),
+            GiveBack::Visibility(Some(day))
+        );
+        // A 24 h wait on a message sent 3.5 days ago outlives the 4-day retention.
+        assert_eq!(
+            give_back(Some(day), Some(now - 302_400_000), Some(3), now, LIMITS),
+            GiveBack::Requeue(900)
+        );
+        // One receive before the redrive count: a fresh copy, whatever the wait.
+        assert_eq!(
+            give_back(Some(5), Some(now), Some(19), now, LIMITS),
+            GiveBack::Requeue(5)
+        );
+        assert_eq!(
+            give_back(None, None, Some(19), now, LIMITS),
+            GiveBack::Requeue(180)
+        );
+        // Without attributes (not from SQS): left on the queue.
+        assert_eq!(
+            give_back(None, None, None, now, LIMITS),
+            GiveBack::Visibility(None)
+        );
+    }
 }

@@ -594,3 +594,79 @@ async fn sends_that_keep_timing_out_end_in_one_verdict() {
     );
     assert_eq!(s.ports.dead_letters.bodies().len(), 1);
 }
+
+fn per_user_limit() -> GraphCallError {
+    GraphCallError::Api {
+        status: 400,
+        body: serde_json::from_value::<GraphErrorBody>(
+            json!({"message": "ecosystem engagement", "code": 131049}),
+        )
+        .unwrap(),
+    }
+}
+
+fn received(i: usize, body: String, sent_ago_ms: i64, receives: u32) -> SqsMessage {
+    let mut m = record(i, body);
+    m.attributes
+        .insert("SentTimestamp".into(), (NOW_MS - sent_ago_ms).to_string());
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), receives.to_string());
+    m
+}
+
+/// Defect 1 of #16: a 24 h wait (131049) asked SQS for 43,200 s of visibility, which SQS refuses
+/// after the receive; and a wait that outlives the queue's retention lost the job.
+#[tokio::test]
+async fn a_day_long_wait_stays_inside_what_the_queue_allows() {
+    let s = scripted(vec![Some(per_user_limit()), Some(per_user_limit())]).await;
+    // A young message: stays on the queue, with a visibility SQS accepts.
+    let r = s
+        .handle(&[received(0, job(0), 60_000, 1)], NOW_MS, NOW_MS + 30_000)
+        .await;
+    assert_eq!(failures(&r), ["id-0"]);
+    let delays = s.ports.redelivery.delays.lock().unwrap().clone();
+    assert_eq!(delays.len(), 1);
+    assert!(delays[0].1 < 43_200, "{delays:?}");
+    // A message sent 3.5 days ago would be dropped by the 4-day retention before the day is
+    // over: it is replaced by a fresh copy, and acknowledged.
+    s.ports
+        .stores
+        .sessions
+        .record_inbound(
+            &UserKey {
+                phone_number_id: PHONE.into(),
+                user: "447700900001".into(),
+            },
+            NOW_MS / 1000 - 60,
+            false,
+        )
+        .await
+        .unwrap();
+    let r = s
+        .handle(
+            &[received(1, job(1), 302_400_000, 3)],
+            NOW_MS,
+            NOW_MS + 30_000,
+        )
+        .await;
+    assert!(failures(&r).is_empty(), "the original is acknowledged");
+    let copies = s.ports.redelivery.requeued.lock().unwrap().clone();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].0, job(1), "the same body");
+    assert!(
+        s.ports.outcomes.bodies().is_empty(),
+        "no verdict yet: it waits"
+    );
+}
+
+/// Defect 11 of #16, the redrive half: a job one receive before the queue's redrive count is put
+/// back as a fresh copy rather than dead-lettered without a verdict.
+#[tokio::test]
+async fn a_job_about_to_be_redriven_is_put_back_fresh() {
+    let s = scripted(vec![Some(unavailable())]).await;
+    let r = s
+        .handle(&[received(0, job(0), 60_000, 19)], NOW_MS, NOW_MS + 30_000)
+        .await;
+    assert!(failures(&r).is_empty());
+    assert_eq!(s.ports.redelivery.requeued.lock().unwrap().len(), 1);
+}

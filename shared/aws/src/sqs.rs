@@ -139,4 +139,10 @@ impl Redelivery for SqsQueue {
             .map_err(|e| QueueError(Box::new(e)))?;
         Ok(())
     }
+
+    async fn requeue(&self, body: &str, delay_seconds: u32) -> Result<(), QueueError> {
+        MessageQueue::send(self, body, Some(delay_seconds))
+            .await
+            .map(|_| ())
+    }
 }

@@ -422,11 +422,21 @@ pub trait MessageQueue: Send + Sync {
 
 /// Puts a received queue message back for later: the sender's deferrals and back-offs.
 pub trait Redelivery: Send + Sync {
-    /// Makes the message with `receipt_handle` visible again in `seconds` (≤ 12 h).
+    /// Makes the message with `receipt_handle` visible again in `seconds` (≤ 12 h from the
+    /// receive: SQS refuses more).
     fn redeliver_in(
         &self,
         receipt_handle: &str,
         seconds: u32,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Puts a fresh copy of `body` on the queue, visible in `delay_seconds` (≤ 900): a new
+    /// retention period and a receive count of zero, for a job that would otherwise outlive the
+    /// queue's retention or reach its redrive count while it waits.
+    fn requeue(
+        &self,
+        body: &str,
+        delay_seconds: u32,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 

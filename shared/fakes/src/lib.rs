@@ -486,11 +486,18 @@ impl whatsapp_core::ports::DeadLetters for MemoryQueue {
 #[derive(Debug, Default)]
 pub struct MemoryRedelivery {
     pub delays: Mutex<Vec<(String, u32)>>,
+    /// Fresh copies put on the queue: (body, delay).
+    pub requeued: Mutex<Vec<(String, u32)>>,
 }
 
 impl whatsapp_core::ports::Redelivery for MemoryRedelivery {
     async fn redeliver_in(&self, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
         lock(&self.delays).push((receipt_handle.to_owned(), seconds));
+        Ok(())
+    }
+
+    async fn requeue(&self, body: &str, delay_seconds: u32) -> Result<(), QueueError> {
+        lock(&self.requeued).push((body.to_owned(), delay_seconds));
         Ok(())
     }
 }
