@@ -83,7 +83,13 @@ impl<P: SenderPorts> Sender<P> {
                 }));
             }
             Begin::PayloadMismatch => {
-                return Ok(Err(refuse(&Refusal::IdempotencyKeyReused, &job, now_ms)));
+                let mut o = stamp(
+                    Outcome::refused(&Refusal::IdempotencyKeyReused, now_ms),
+                    &job,
+                    0,
+                );
+                o.foreign = true;
+                return Ok(Err(done(o, Some(Refusal::IdempotencyKeyReused.reason()))));
             }
         };
         let checkpoint = previous

@@ -63,6 +63,12 @@ pub struct Outcome {
     /// Whether the wamid was learnt from status webhooks after a send whose response was lost.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reconciled: bool,
+    /// This verdict is about a body that does not own the `(phone_number_id, idempotency_key)`
+    /// it names: a malformed or invalid body, or a different payload under a key already used.
+    /// The key's own job has, or will have, its own verdict; a producer keyed on the pair must
+    /// not take this one for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub foreign: bool,
     /// The producer's correlation pairs, echoed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub correlation: BTreeMap<String, String>,
@@ -85,6 +91,7 @@ impl Outcome {
             error: None,
             attempts: 0,
             reconciled: false,
+            foreign: false,
             correlation: BTreeMap::new(),
             decided_at_ms,
         }

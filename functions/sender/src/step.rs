@@ -186,7 +186,9 @@ pub(crate) fn rejected_job(body: &str, rejection: &JobRejection, now_ms: i64) ->
             ("invalid", o)
         }
     };
-    // Keep what identity the body has, so the producer can match the outcome.
+    // Keep what identity the body has, so the producer can match the outcome, marked as not
+    // the verdict of whatever job owns that key.
+    o.foreign = true;
     if let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(body) {
         let text = |k: &str| {
             v.get(k)

@@ -670,3 +670,45 @@ async fn a_job_about_to_be_redriven_is_put_back_fresh() {
     assert!(failures(&r).is_empty());
     assert_eq!(s.ports.redelivery.requeued.lock().unwrap().len(), 1);
 }
+
+/// Defect 14 of #16: a verdict published for a body that never owned the key (a reused key, a
+/// malformed body) looked like the verdict of the job that does own it.
+#[tokio::test]
+async fn verdicts_for_bodies_that_do_not_own_the_key_say_so() {
+    let s = sender().await;
+    s.handle(&[record(0, job(0))], NOW_MS, NOW_MS + 30_000)
+        .await;
+    let mut other: serde_json::Value = serde_json::from_str(&job(0)).unwrap();
+    other["message"]["text"]["body"] = json!("a different message under the same key");
+    let broken = r#"{"version": 1, "idempotency_key": "k0", "phone_number_id": "106540352242922""#;
+    s.handle(
+        &[record(1, other.to_string()), record(2, broken.into())],
+        NOW_MS + 1_000,
+        NOW_MS + 31_000,
+    )
+    .await;
+    let outcomes: Vec<Outcome> = s
+        .ports
+        .outcomes
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let marks: Vec<(Verdict, Option<&str>, bool)> = outcomes
+        .iter()
+        .map(|o| (o.outcome, o.reason.as_deref(), o.foreign))
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            (Verdict::Accepted, None, false),
+            (Verdict::Rejected, Some("idempotency_key_reused"), true),
+            (Verdict::Rejected, Some("malformed"), true),
+        ]
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.idempotency_key.as_deref() == Some("k0") || o.foreign)
+    );
+}
