@@ -48,13 +48,13 @@ async fn idempotency_records_follow_powertools_semantics() {
     let exp = now() + 3600;
     // First take; a duplicate while the lease runs is in progress.
     assert_eq!(
-        s.begin("job-1", "h1", now_ms, now_ms + 30_000, exp)
+        s.begin("job-1", "h1", "a", now_ms, now_ms + 30_000, exp)
             .await
             .unwrap(),
         Begin::Started { previous: None }
     );
     assert_eq!(
-        s.begin("job-1", "h1", now_ms + 100, now_ms + 30_100, exp)
+        s.begin("job-1", "h1", "b", now_ms + 100, now_ms + 30_100, exp)
             .await
             .unwrap(),
         Begin::InProgress {
@@ -63,7 +63,7 @@ async fn idempotency_records_follow_powertools_semantics() {
     );
     // The payload hash is checked on the fast path too.
     assert_eq!(
-        s.begin("job-1", "other", now_ms + 100, now_ms + 30_100, exp)
+        s.begin("job-1", "other", "b", now_ms + 100, now_ms + 30_100, exp)
             .await
             .unwrap(),
         Begin::PayloadMismatch
@@ -71,14 +71,14 @@ async fn idempotency_records_follow_powertools_semantics() {
     // After the holder's deadline another delivery takes it over, and learns that the holder
     // stopped without a checkpoint (it may have crashed mid-call).
     assert_eq!(
-        s.begin("job-1", "other", now_ms + 30_001, now_ms + 60_000, exp)
+        s.begin("job-1", "other", "b", now_ms + 30_001, now_ms + 60_000, exp)
             .await
             .unwrap(),
         Begin::PayloadMismatch,
         "a lapsed lease is never taken over for another payload"
     );
     assert_eq!(
-        s.begin("job-1", "h1", now_ms + 30_001, now_ms + 60_000, exp)
+        s.begin("job-1", "h1", "c", now_ms + 30_001, now_ms + 60_000, exp)
             .await
             .unwrap(),
         Begin::Started {
@@ -89,15 +89,22 @@ async fn idempotency_records_follow_powertools_semantics() {
         }
     );
     // A holder that defers leaves a checkpoint; the next takeover consumes it.
-    s.checkpoint("job-1", now_ms + 65_000, r#"{"unsent":true}"#)
+    s.checkpoint("job-1", "c", now_ms + 65_000, r#"{"unsent":true}"#)
         .await
         .unwrap();
+    // Fenced: the holder whose lease lapsed ("a") can no longer write the record it lost.
+    assert!(
+        s.checkpoint("job-1", "a", now_ms + 90_000, r#"{"unsent":true}"#)
+            .await
+            .is_err()
+    );
+    assert!(s.complete("job-1", "a", Some("zombie"), exp).await.is_err());
     assert!(matches!(
-        s.begin("job-1", "h1", now_ms + 64_000, now_ms + 70_000, exp).await.unwrap(),
+        s.begin("job-1", "h1", "d", now_ms + 64_000, now_ms + 70_000, exp).await.unwrap(),
         Begin::InProgress { until_ms } if until_ms == now_ms + 65_000
     ));
     assert_eq!(
-        s.begin("job-1", "h1", now_ms + 65_001, now_ms + 70_000, exp)
+        s.begin("job-1", "h1", "e", now_ms + 65_001, now_ms + 70_000, exp)
             .await
             .unwrap(),
         Begin::Started {
@@ -108,7 +115,7 @@ async fn idempotency_records_follow_powertools_semantics() {
         }
     );
     assert_eq!(
-        s.begin("job-1", "h1", now_ms + 70_001, now_ms + 80_000, exp)
+        s.begin("job-1", "h1", "f", now_ms + 70_001, now_ms + 80_000, exp)
             .await
             .unwrap(),
         Begin::Started {
@@ -120,9 +127,11 @@ async fn idempotency_records_follow_powertools_semantics() {
         "taking a record over consumes its checkpoint"
     );
     // Completed: duplicates get the stored result, never a second run.
-    s.complete("job-1", Some("wamid.X"), exp).await.unwrap();
+    s.complete("job-1", "f", Some("wamid.X"), exp)
+        .await
+        .unwrap();
     assert_eq!(
-        s.begin("job-1", "h1", now_ms + 90_000, now_ms + 120_000, exp)
+        s.begin("job-1", "h1", "g", now_ms + 90_000, now_ms + 120_000, exp)
             .await
             .unwrap(),
         Begin::Completed {
@@ -131,28 +140,29 @@ async fn idempotency_records_follow_powertools_semantics() {
     );
     // Released after a failure: the retry takes it at once.
     assert_eq!(
-        s.begin("job-2", "h2", now_ms, now_ms + 30_000, exp)
+        s.begin("job-2", "h2", "a2", now_ms, now_ms + 30_000, exp)
             .await
             .unwrap(),
         Begin::Started { previous: None }
     );
-    s.release("job-2").await.unwrap();
+    assert!(s.release("job-2", "b2").await.is_err(), "not its holder");
+    s.release("job-2", "a2").await.unwrap();
     assert_eq!(
-        s.begin("job-2", "h2", now_ms + 1, now_ms + 30_001, exp)
+        s.begin("job-2", "h2", "b2", now_ms + 1, now_ms + 30_001, exp)
             .await
             .unwrap(),
         Begin::Started { previous: None }
     );
     // An expired record still in the table (TTL is lazy) counts as absent.
     assert_eq!(
-        s.begin("job-3", "h3", now_ms, now_ms + 1, now() - 10)
+        s.begin("job-3", "h3", "a3", now_ms, now_ms + 1, now() - 10)
             .await
             .unwrap(),
         Begin::Started { previous: None }
     );
-    s.complete("job-3", None, now() - 10).await.unwrap();
+    s.complete("job-3", "a3", None, now() - 10).await.unwrap();
     assert_eq!(
-        s.begin("job-3", "h3", now_ms + 2, now_ms + 30_000, exp)
+        s.begin("job-3", "h3", "b3", now_ms + 2, now_ms + 30_000, exp)
             .await
             .unwrap(),
         Begin::Started { previous: None }

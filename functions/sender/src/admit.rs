@@ -16,6 +16,8 @@ use crate::{Sender, SenderPorts, Transient};
 /// Whose record this is now, and what the previous holder left.
 pub(crate) struct Taken {
     pub job: SendJob,
+    /// Our fencing token on the record: every write to it carries this.
+    pub owner: String,
     /// Where the job's number belongs (gate 1 found it configured).
     pub home: NumberHome,
     pub key: String,
@@ -57,12 +59,14 @@ impl<P: SenderPorts> Sender<P> {
             return Ok(Err(refuse(&Refusal::UnknownPhoneNumber, &job, now_ms)));
         };
         let key = record_key(&job);
+        let owner = whatsapp_core::unique_token();
         let begin = self
             .ports
             .dedupe()
             .begin(
                 &key,
                 &payload_hash(&job),
+                &owner,
                 now_ms,
                 deadline_ms.max(now_ms + 1_000),
                 clock.now_s() + self.config.idempotency_ttl_s,
@@ -99,6 +103,7 @@ impl<P: SenderPorts> Sender<P> {
             .unwrap_or_default();
         Ok(Ok(Taken {
             job,
+            owner,
             home,
             key,
             previous,
@@ -126,6 +131,7 @@ impl<P: SenderPorts> Sender<P> {
             },
         };
         let key = taken.key.clone();
+        let owner = taken.owner.clone();
         let result = match self.reconcile(&taken, clock).await {
             Ok(Some(step)) => Ok(step),
             Ok(None) => match self.expire(&taken, clock).await {
@@ -139,7 +145,9 @@ impl<P: SenderPorts> Sender<P> {
             Ok(step) => step,
             Err(e) => {
                 tracing::warn!(error = %e, "transient failure; the record will be retried");
-                let _ = self.hold(&key, clock.now_ms() + 1_000, &on_error).await;
+                let _ = self
+                    .hold(&key, &owner, clock.now_ms() + 1_000, &on_error)
+                    .await;
                 Step::Later { delay_s: None }
             }
         }
@@ -164,7 +172,7 @@ impl<P: SenderPorts> Sender<P> {
             o.wamid = Some(wamid);
             o.reconciled = true;
             let o = stamp(o, &t.job, t.checkpoint.failures);
-            self.complete(&t.key, &o, clock).await?;
+            self.complete(&t.key, &t.owner, &o, clock).await?;
             tracing::info!(phone_number_id = %t.job.phone_number_id, "send reconciled from status webhooks");
             return Ok(Some(done(o, None)));
         }
@@ -177,7 +185,7 @@ impl<P: SenderPorts> Sender<P> {
                     attempted_at_ms: Some(since),
                     ..t.checkpoint.clone()
                 };
-                self.hold(&t.key, now_ms + wait, &cp).await?;
+                self.hold(&t.key, &t.owner, now_ms + wait, &cp).await?;
                 return Ok(Some(Step::Later {
                     delay_s: Some(delay_seconds(wait)),
                 }));
@@ -203,7 +211,7 @@ impl<P: SenderPorts> Sender<P> {
         ));
         o.error = t.checkpoint.last_error.clone();
         let o = stamp(o, &t.job, failures);
-        self.complete(&t.key, &o, clock).await?;
+        self.complete(&t.key, &t.owner, &o, clock).await?;
         Ok(done(o, Some("retries_exhausted")))
     }
 
@@ -220,7 +228,7 @@ impl<P: SenderPorts> Sender<P> {
             &t.job,
             t.checkpoint.failures,
         );
-        self.complete(&t.key, &o, clock).await?;
+        self.complete(&t.key, &t.owner, &o, clock).await?;
         Ok(Some(done(o, Some(refusal.reason()))))
     }
 
@@ -228,24 +236,29 @@ impl<P: SenderPorts> Sender<P> {
     pub(crate) async fn hold(
         &self,
         key: &str,
+        owner: &str,
         until_ms: i64,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
         let cp = serde_json::to_string(checkpoint).unwrap_or_default();
-        self.ports.dedupe().checkpoint(key, until_ms, &cp).await
+        self.ports
+            .dedupe()
+            .checkpoint(key, owner, until_ms, &cp)
+            .await
     }
 
     /// Stores the verdict in the idempotency record, for every later duplicate.
     pub(crate) async fn complete(
         &self,
         key: &str,
+        owner: &str,
         outcome: &Outcome,
         clock: Clock,
     ) -> Result<(), StoreError> {
         let ttl = clock.now_s() + self.config.idempotency_ttl_s;
         self.ports
             .dedupe()
-            .complete(key, Some(&outcome.to_json()), ttl)
+            .complete(key, owner, Some(&outcome.to_json()), ttl)
             .await
     }
 }

@@ -68,13 +68,14 @@ impl<P: SenderPorts> Sender<P> {
                 &t.job,
                 t.checkpoint.failures,
             );
-            self.complete(&t.key, &o, clock).await?;
+            self.complete(&t.key, &t.owner, &o, clock).await?;
             return Ok(done(o, None));
         }
         Ok(Step::Ready(Box::new(Ready {
             callback: callback_data(&t.key),
             job: t.job,
             key: t.key,
+            owner: t.owner,
             user: to.user,
             window,
             failures: t.checkpoint.failures,

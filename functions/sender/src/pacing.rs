@@ -46,7 +46,10 @@ impl<P: SenderPorts> Sender<P> {
                 if let Step::Ready(r) = &steps[i] {
                     let delay = 1_000 + whatsapp_core::jitter_ms(1_000) as i64;
                     let cp = Checkpoint::unsent(r.failures, r.uncertain);
-                    steps[i] = match self.hold(&r.key, clock.now_ms() + delay, &cp).await {
+                    steps[i] = match self
+                        .hold(&r.key, &r.owner, clock.now_ms() + delay, &cp)
+                        .await
+                    {
                         Ok(()) => Step::Later {
                             delay_s: Some(delay_seconds(delay)),
                         },

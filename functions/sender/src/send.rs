@@ -16,6 +16,7 @@ impl<P: SenderPorts> Sender<P> {
             return step;
         };
         let key = ready.key.clone();
+        let owner = ready.owner.clone();
         let (failures, uncertain) = (ready.failures, ready.uncertain);
         match self.send(*ready, clock, deadline_ms).await {
             Ok(step) => step,
@@ -23,7 +24,7 @@ impl<P: SenderPorts> Sender<P> {
                 // Nothing was sent: say so, so the retry need not wait for reconciliation.
                 tracing::warn!(error = %e, "transient failure before sending; the record will be retried");
                 let cp = Checkpoint::unsent(failures, uncertain);
-                let _ = self.hold(&key, clock.now_ms() + 1_000, &cp).await;
+                let _ = self.hold(&key, &owner, clock.now_ms() + 1_000, &cp).await;
                 Step::Later { delay_s: None }
             }
         }
@@ -40,7 +41,8 @@ impl<P: SenderPorts> Sender<P> {
         let unsent = Checkpoint::unsent(r.failures, r.uncertain);
         // Too close to the deadline to finish a call: give it back untouched.
         if call_budget(deadline_ms, clock.now_ms()).is_none() {
-            self.hold(&r.key, clock.now_ms() + 1_000, &unsent).await?;
+            self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &unsent)
+                .await?;
             return Ok(Step::Later { delay_s: Some(1) });
         }
         // 7. Pair rate: wait through the queue, never in process.
@@ -51,7 +53,8 @@ impl<P: SenderPorts> Sender<P> {
             .await?
         {
             let wait = next - clock.now_ms() + whatsapp_core::jitter_ms(500) as i64;
-            self.hold(&r.key, clock.now_ms() + wait, &unsent).await?;
+            self.hold(&r.key, &r.owner, clock.now_ms() + wait, &unsent)
+                .await?;
             return Ok(Step::Later {
                 delay_s: Some(delay_seconds(wait)),
             });

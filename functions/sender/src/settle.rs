@@ -31,6 +31,7 @@ impl<P: SenderPorts> Sender<P> {
             Err(_) if ambiguous => self.ambiguous(r, clock).await,
             Err(e) => {
                 let key = r.key.clone();
+                let owner = r.owner.clone();
                 let (failures, uncertain) = (r.failures, r.uncertain);
                 match self.failed(r, &e, clock).await {
                     Ok(step) => step,
@@ -38,7 +39,7 @@ impl<P: SenderPorts> Sender<P> {
                         // Meta refused the message: nothing was sent.
                         tracing::warn!(error = %t, "could not record a Graph API error; the record will be retried");
                         let cp = Checkpoint::unsent(failures, uncertain);
-                        let _ = self.hold(&key, clock.now_ms() + 1_000, &cp).await;
+                        let _ = self.hold(&key, &owner, clock.now_ms() + 1_000, &cp).await;
                         Step::Later { delay_s: None }
                     }
                 }
@@ -54,7 +55,7 @@ impl<P: SenderPorts> Sender<P> {
             .first()
             .and_then(|m| m.message_status.clone());
         let o = stamp(o, &r.job, r.failures);
-        if let Err(e) = self.complete(&r.key, &o, clock).await {
+        if let Err(e) = self.complete(&r.key, &r.owner, &o, clock).await {
             // Meta has it; the record stays in progress without a checkpoint, so the redelivery
             // reconciles through the status webhooks instead of resending.
             tracing::warn!(error = %e, "commit failed after Meta accepted the message; the redelivery reconciles");
@@ -94,7 +95,7 @@ impl<P: SenderPorts> Sender<P> {
         };
         tracing::warn!(phone_number_id = %r.job.phone_number_id, "send outcome unknown; reconciling through status webhooks");
         let wait = self.config.reconcile_after_ms;
-        match self.hold(&r.key, now_ms + wait, &cp).await {
+        match self.hold(&r.key, &r.owner, now_ms + wait, &cp).await {
             Ok(()) => Step::Later {
                 delay_s: Some(delay_seconds(wait)),
             },
@@ -121,7 +122,7 @@ impl<P: SenderPorts> Sender<P> {
             o.reason = Some(terminal_reason(c.action).into());
             o.error = Some(error);
             let o = stamp(o, &r.job, r.failures + 1);
-            self.complete(&r.key, &o, clock).await?;
+            self.complete(&r.key, &r.owner, &o, clock).await?;
             return Ok(done(o, None));
         }
         // Retryable.
@@ -151,7 +152,7 @@ impl<P: SenderPorts> Sender<P> {
             ));
             o.error = Some(error);
             let o = stamp(o, &r.job, failures);
-            self.complete(&r.key, &o, clock).await?;
+            self.complete(&r.key, &r.owner, &o, clock).await?;
             return Ok(done(o, Some(reason)));
         }
         let cp = Checkpoint {
@@ -161,7 +162,8 @@ impl<P: SenderPorts> Sender<P> {
             last_error: Some(error),
             uncertain: r.uncertain,
         };
-        self.hold(&r.key, now_ms + backoff_ms, &cp).await?;
+        self.hold(&r.key, &r.owner, now_ms + backoff_ms, &cp)
+            .await?;
         tracing::info!(
             code = c.code,
             failures,

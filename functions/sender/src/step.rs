@@ -86,6 +86,8 @@ pub(crate) enum Step {
 pub(crate) struct Ready {
     pub job: SendJob,
     pub key: String,
+    /// Our fencing token on the idempotency record.
+    pub owner: String,
     pub callback: String,
     pub user: UserKey,
     pub window: WindowState,

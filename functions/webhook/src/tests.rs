@@ -348,6 +348,7 @@ async fn a_message_another_delivery_is_still_forwarding_goes_to_the_events_queue
         .begin(
             &format!("in#{wamid}"),
             &wamid,
+            "the-delivery-that-died",
             NOW_MS - 1_000,
             NOW_MS + 29_000,
             NOW_MS / 1000 + 3600,

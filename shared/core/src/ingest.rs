@@ -338,12 +338,14 @@ async fn inbound<P: IngestPorts>(
     }
     // Forward to bots exactly once.
     let record = format!("in#{}", message.id);
+    let owner = crate::unique_token();
     let now_s = now_ms / 1000;
     match ports
         .dedupe()
         .begin(
             &record,
             &message.id,
+            &owner,
             now_ms,
             now_ms + config.in_progress_ms,
             now_s + config.dedupe_ttl_seconds,
@@ -384,13 +386,13 @@ async fn inbound<P: IngestPorts>(
         Ok(()) => {
             ports
                 .dedupe()
-                .complete(&record, None, now_s + config.dedupe_ttl_seconds)
+                .complete(&record, &owner, None, now_s + config.dedupe_ttl_seconds)
                 .await?;
             Ok(Outcome::Applied)
         }
         Err(e) => {
             // Let the retry take the record at once instead of waiting for the lease.
-            let _ = ports.dedupe().release(&record).await;
+            let _ = ports.dedupe().release(&record, &owner).await;
             Err(e)
         }
     }

@@ -43,3 +43,23 @@ pub fn jitter_ms(max_ms: u64) -> u64 {
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.finish() % max_ms
 }
+
+/// A token no other call returns (in practice: 128 bits from a randomly keyed hasher over a
+/// process-wide counter and the time), to fence a lease: the idempotency record's owner.
+pub fn unique_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: std::sync::OnceLock<(
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    )> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (a, b) = STATE.get_or_init(Default::default);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let word = |s: &std::collections::hash_map::RandomState| {
+        let mut h = s.build_hasher();
+        h.write_u64(n);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", word(a), word(b))
+}

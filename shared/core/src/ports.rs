@@ -161,11 +161,13 @@ pub trait DedupeStore: Send + Sync {
 
     /// Takes the idempotency record `key` for a payload hashing to `payload_hash`, in progress
     /// until `in_progress_until_ms` (epoch ms: the holder's deadline); the record lives until
-    /// `expires_at` (epoch s).
+    /// `expires_at` (epoch s). `owner` is the taker's fencing token ([`crate::unique_token`]):
+    /// from then on only writes that carry it change the record.
     fn begin(
         &self,
         key: &str,
         payload_hash: &str,
+        owner: &str,
         now_ms: i64,
         in_progress_until_ms: i64,
         expires_at: i64,
@@ -173,24 +175,32 @@ pub trait DedupeStore: Send + Sync {
 
     /// Keeps `key` in progress until `in_progress_until_ms` and leaves `checkpoint` for whoever
     /// takes it over next (a deferral, a retry after back-off). Taking a record over consumes
-    /// its checkpoint, so a holder that crashes leaves none.
+    /// its checkpoint, so a holder that crashes leaves none. Fenced: fails, changing nothing,
+    /// unless `owner` still holds the record.
     fn checkpoint(
         &self,
         key: &str,
+        owner: &str,
         in_progress_until_ms: i64,
         checkpoint: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Marks `key` done, storing `result` for duplicates.
+    /// Marks `key` done, storing `result` for duplicates. Fenced as [`DedupeStore::checkpoint`].
     fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: Option<&str>,
         expires_at: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Gives `key` up after a failure so that a retry can take it.
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives `key` up after a failure so that a retry can take it. Fenced as
+    /// [`DedupeStore::checkpoint`].
+    fn release(
+        &self,
+        key: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A change of a user's consent.

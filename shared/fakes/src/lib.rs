@@ -62,6 +62,7 @@ impl SessionStore for MemorySessions {
 struct Record {
     done: bool,
     hash: String,
+    owner: String,
     in_progress_until_ms: i64,
     expires_at: i64,
     result: Option<String>,
@@ -92,6 +93,7 @@ impl DedupeStore for MemoryDedupe {
         &self,
         key: &str,
         hash: &str,
+        owner: &str,
         now_ms: i64,
         until_ms: i64,
         expires_at: i64,
@@ -126,6 +128,7 @@ impl DedupeStore for MemoryDedupe {
             Record {
                 done: false,
                 hash: hash.to_owned(),
+                owner: owner.to_owned(),
                 in_progress_until_ms: until_ms,
                 expires_at,
                 result: None,
@@ -138,18 +141,19 @@ impl DedupeStore for MemoryDedupe {
     async fn checkpoint(
         &self,
         key: &str,
+        owner: &str,
         until_ms: i64,
         checkpoint: &str,
     ) -> Result<(), StoreError> {
         match lock(&self.records).get_mut(key) {
-            Some(r) if !r.done => {
+            Some(r) if !r.done && r.owner == owner => {
                 r.in_progress_until_ms = until_ms;
                 r.checkpoint = Some(checkpoint.to_owned());
                 Ok(())
             }
             _ => Err(StoreError::new(
                 "idempotency.checkpoint",
-                "record is not in progress",
+                "record is not in progress under this owner",
             )),
         }
     }
@@ -157,22 +161,36 @@ impl DedupeStore for MemoryDedupe {
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         if self.fail_complete.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::new("idempotency.complete", "injected failure"));
         }
-        if let Some(r) = lock(&self.records).get_mut(key) {
-            r.done = true;
-            r.result = result.map(str::to_owned);
-            r.expires_at = expires_at;
+        match lock(&self.records).get_mut(key) {
+            Some(r) if r.owner == owner => {
+                r.done = true;
+                r.result = result.map(str::to_owned);
+                r.expires_at = expires_at;
+                Ok(())
+            }
+            _ => Err(StoreError::new(
+                "idempotency.complete",
+                "record is not held by this owner",
+            )),
         }
-        Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.records).remove(key);
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let mut records = lock(&self.records);
+        if records.get(key).is_some_and(|r| r.owner != owner) {
+            return Err(StoreError::new(
+                "idempotency.release",
+                "record is not held by this owner",
+            ));
+        }
+        records.remove(key);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! | `expires_at` | N | epoch **s**: when the record stops counting (and TTL) |
 //! | `result` | S | what `complete` stored |
 //! | `checkpoint` | S | what an in-progress holder left for the next one (opaque to the store) |
+//! | `owner` | S | the holder's fencing token: only writes carrying it change the record |
 
 use aws_sdk_dynamodb::Client;
 
@@ -53,6 +54,7 @@ impl DedupeStore for DynamoDedupeStore {
         &self,
         key: &str,
         payload_hash: &str,
+        owner: &str,
         now_ms: i64,
         in_progress_until_ms: i64,
         expires_at: i64,
@@ -66,9 +68,11 @@ impl DedupeStore for DynamoDedupeStore {
             .key("pk", s(key))
             .update_expression(
                 "SET record_state = :in_progress, payload_hash = :h, in_progress_until = :until, \
-                 expires_at = :exp REMOVE checkpoint, #r",
+                 expires_at = :exp, #o = :o REMOVE checkpoint, #r",
             )
             .expression_attribute_names("#r", "result")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner))
             // Powertools' three escape clauses: absent; expired (s); in progress past its
             // holder's deadline (ms) — for the same payload only.
             .condition_expression(
@@ -128,6 +132,7 @@ impl DedupeStore for DynamoDedupeStore {
     async fn checkpoint(
         &self,
         key: &str,
+        owner: &str,
         in_progress_until_ms: i64,
         checkpoint: &str,
     ) -> Result<(), StoreError> {
@@ -136,7 +141,9 @@ impl DedupeStore for DynamoDedupeStore {
             .table_name(&self.table)
             .key("pk", s(key))
             .update_expression("SET in_progress_until = :until, checkpoint = :c")
-            .condition_expression("record_state = :in_progress")
+            .condition_expression(format!("record_state = :in_progress AND {FENCE}"))
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":until", n(in_progress_until_ms))
             .expression_attribute_values(":c", s(checkpoint))
             .expression_attribute_values(":in_progress", s("INPROGRESS"))
@@ -149,6 +156,7 @@ impl DedupeStore for DynamoDedupeStore {
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
@@ -157,6 +165,9 @@ impl DedupeStore for DynamoDedupeStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(key))
+            .condition_expression(format!("attribute_exists(pk) AND {FENCE}"))
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":done", s("COMPLETED"))
             .expression_attribute_values(":exp", n(expires_at));
         req = match result {
@@ -172,14 +183,21 @@ impl DedupeStore for DynamoDedupeStore {
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(key))
+            .condition_expression(format!("attribute_not_exists(pk) OR {FENCE}"))
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner))
             .send()
             .await
             .map_err(|e| StoreError::new("idempotency.release", e))?;
         Ok(())
     }
 }
+
+/// Only the holder that took the record writes it (records written before owners existed
+/// carry none and stay writable).
+const FENCE: &str = "(attribute_not_exists(#o) OR #o = :o)";
