@@ -264,19 +264,7 @@ pub(crate) async fn seed_template(rig: &Rig, name: &str, category: &str, status:
 pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
     let uid = rig.sim.sim.add_user(Some(wa_id), None, true);
     if writes {
-        rig.sim
-            .sim
-            .user_sends(
-                &uid,
-                InboundSpec {
-                    phone_number_id: PHONE.into(),
-                    message: text("hi"),
-                    referral: None,
-                    context: None,
-                    hide_phone_number: false,
-                },
-            )
-            .unwrap();
+        user_writes(rig, &uid, "hi");
         let sessions = whatsapp_aws::DynamoSessionStore::new(
             aws_sdk_dynamodb::Client::new(&rig.stack.aws),
             &rig.stack.resources.sessions_table,
@@ -293,6 +281,23 @@ pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
         .await;
     }
     uid
+}
+
+/// The simulated user `uid` writes `body` to our number (a signed webhook follows).
+pub(crate) fn user_writes(rig: &Rig, uid: &str, body: &str) {
+    rig.sim
+        .sim
+        .user_sends(
+            uid,
+            InboundSpec {
+                phone_number_id: PHONE.into(),
+                message: text(body),
+                referral: None,
+                context: None,
+                hide_phone_number: false,
+            },
+        )
+        .unwrap();
 }
 
 pub(crate) async fn consent(rig: &Rig, user: &str, event: ConsentEvent) {
@@ -1135,19 +1140,7 @@ async fn after_stop_a_template_is_refused_inside_the_window_but_a_reply_still_go
     seed_template(&rig, "order_ready", "UTILITY", "APPROVED").await;
     let wa_id = "447700900901";
     let uid = rig.sim.sim.add_user(Some(wa_id), None, true);
-    rig.sim
-        .sim
-        .user_sends(
-            &uid,
-            InboundSpec {
-                phone_number_id: PHONE.into(),
-                message: text("STOP"),
-                referral: None,
-                context: None,
-                hide_phone_number: false,
-            },
-        )
-        .unwrap();
+    user_writes(&rig, &uid, "STOP");
     let contacts = whatsapp_aws::DynamoContactStore::new(
         aws_sdk_dynamodb::Client::new(&rig.stack.aws),
         &rig.stack.resources.contacts_table,

@@ -26,6 +26,10 @@ struct ScriptedGraph {
     failing: Mutex<HashSet<String>>,
     sent: AtomicUsize,
     budgets: Mutex<Vec<std::time::Duration>>,
+    /// Errors to answer first, one per call (`None`: answer as usual).
+    script: Mutex<std::collections::VecDeque<Option<GraphCallError>>>,
+    /// Every call, whatever its answer.
+    calls: AtomicUsize,
 }
 
 impl GraphApi for ScriptedGraph {
@@ -46,15 +50,13 @@ impl GraphApi for ScriptedGraph {
         request: &SendMessageRequest<'_>,
         _: &str,
     ) -> Result<SendMessageResponse, GraphCallError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.script.lock().unwrap().pop_front().flatten() {
+            return Err(e);
+        }
         let to = request.to.unwrap_or_default().to_owned();
         if self.failing.lock().unwrap().contains(&to) {
-            return Err(GraphCallError::Api {
-                status: 503,
-                body: serde_json::from_value::<GraphErrorBody>(
-                    json!({"message": "unavailable", "code": 2}),
-                )
-                .unwrap(),
-            });
+            return Err(unavailable());
         }
         let n = self.sent.fetch_add(1, Ordering::SeqCst);
         Ok(SendMessageResponse {
@@ -79,30 +81,43 @@ impl GraphApi for ScriptedGraph {
 const NOW_MS: i64 = 1_790_812_800_000;
 
 async fn sender() -> Sender<MemorySenderPorts<ScriptedGraph>> {
-    let ports = MemorySenderPorts::new(Arc::default(), ScriptedGraph::default());
-    // Every recipient wrote a minute ago: the window is open.
-    for i in 0..10 {
-        ports
-            .stores
-            .sessions
-            .record_inbound(
-                &UserKey {
-                    phone_number_id: PHONE.into(),
-                    user: format!("4477009000{i:02}"),
-                },
-                NOW_MS / 1000 - 60,
-                false,
-            )
-            .await
-            .unwrap();
+    sender_with(ScriptedGraph::default(), config(), 10).await
+}
+
+fn config() -> SenderConfig {
+    SenderConfig {
+        numbers: sender::config::parse_numbers(&format!("{PHONE}:102290129340398")).unwrap(),
+        ..SenderConfig::default()
     }
-    Sender::new(
-        ports,
-        SenderConfig {
-            numbers: sender::config::parse_numbers(&format!("{PHONE}:102290129340398")).unwrap(),
-            ..SenderConfig::default()
-        },
-    )
+}
+
+/// A sender whose first `users` recipients wrote a minute ago: their window is open.
+async fn sender_with(
+    graph: ScriptedGraph,
+    config: SenderConfig,
+    users: usize,
+) -> Sender<MemorySenderPorts<ScriptedGraph>> {
+    let ports = MemorySenderPorts::new(Arc::default(), graph);
+    for i in 0..users {
+        open_window(&ports, i).await;
+    }
+    Sender::new(ports, config)
+}
+
+async fn open_window(ports: &MemorySenderPorts<ScriptedGraph>, i: usize) {
+    ports
+        .stores
+        .sessions
+        .record_inbound(
+            &UserKey {
+                phone_number_id: PHONE.into(),
+                user: format!("4477009000{i:02}"),
+            },
+            NOW_MS / 1000 - 60,
+            false,
+        )
+        .await
+        .unwrap();
 }
 
 fn record(i: usize, body: String) -> SqsMessage {
@@ -431,43 +446,6 @@ async fn a_graph_call_gets_the_time_left_minus_the_settle_margin() {
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
 }
 
-/// A Graph API that answers from a script, one error per call (`None`: accept), then accepts.
-#[derive(Default)]
-struct Script {
-    answers: Mutex<std::collections::VecDeque<Option<GraphCallError>>>,
-    calls: AtomicUsize,
-}
-
-impl GraphApi for Script {
-    async fn send_message(
-        &self,
-        _: &str,
-        _: &SendMessageRequest<'_>,
-        _: &str,
-    ) -> Result<SendMessageResponse, GraphCallError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        if let Some(e) = self.answers.lock().unwrap().pop_front().flatten() {
-            return Err(e);
-        }
-        Ok(SendMessageResponse {
-            messaging_product: Some("whatsapp".into()),
-            contacts: vec![],
-            messages: vec![ResponseMessage {
-                id: format!("wamid.s{n}"),
-                message_status: Some("accepted".into()),
-            }],
-        })
-    }
-
-    async fn mark_read(&self, _: &str, _: &MarkReadRequest, _: &str) -> Result<(), GraphCallError> {
-        Ok(())
-    }
-
-    async fn phone_number(&self, _: &str, _: &str) -> Result<PhoneNumberInfo, GraphCallError> {
-        Ok(PhoneNumberInfo::default())
-    }
-}
-
 fn unavailable() -> GraphCallError {
     GraphCallError::Api {
         status: 503,
@@ -478,32 +456,17 @@ fn unavailable() -> GraphCallError {
     }
 }
 
-async fn scripted(answers: Vec<Option<GraphCallError>>) -> Sender<MemorySenderPorts<Script>> {
-    let graph = Script::default();
-    graph.answers.lock().unwrap().extend(answers);
-    let ports = MemorySenderPorts::new(Arc::default(), graph);
-    ports
-        .stores
-        .sessions
-        .record_inbound(
-            &UserKey {
-                phone_number_id: PHONE.into(),
-                user: "447700900000".into(),
-            },
-            NOW_MS / 1000 - 60,
-            false,
-        )
-        .await
-        .unwrap();
-    Sender::new(
-        ports,
-        SenderConfig {
-            numbers: sender::config::parse_numbers(&format!("{PHONE}:102290129340398")).unwrap(),
-            reconcile_after_ms: 10_000,
-            max_attempts: 3,
-            ..SenderConfig::default()
-        },
-    )
+async fn scripted(
+    answers: Vec<Option<GraphCallError>>,
+) -> Sender<MemorySenderPorts<ScriptedGraph>> {
+    let graph = ScriptedGraph::default();
+    graph.script.lock().unwrap().extend(answers);
+    let config = SenderConfig {
+        reconcile_after_ms: 10_000,
+        max_attempts: 3,
+        ..config()
+    };
+    sender_with(graph, config, 1).await
 }
 
 /// Defect 5 of #16: after an ambiguous send and a resend that failed, the next attempt no longer
@@ -629,19 +592,7 @@ async fn a_day_long_wait_stays_inside_what_the_queue_allows() {
     assert!(delays[0].1 < 43_200, "{delays:?}");
     // A message sent 3.5 days ago would be dropped by the 4-day retention before the day is
     // over: it is replaced by a fresh copy, and acknowledged.
-    s.ports
-        .stores
-        .sessions
-        .record_inbound(
-            &UserKey {
-                phone_number_id: PHONE.into(),
-                user: "447700900001".into(),
-            },
-            NOW_MS / 1000 - 60,
-            false,
-        )
-        .await
-        .unwrap();
+    open_window(&s.ports, 1).await;
     let r = s
         .handle(
             &[received(1, job(1), 302_400_000, 3)],
