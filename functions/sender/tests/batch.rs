@@ -261,7 +261,6 @@ async fn the_sample_sqs_event_is_handled() {
 /// the redelivery does not resend; it waits for the status webhook and reconciles from it.
 #[tokio::test]
 async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
-    use whatsapp_core::ports::{MessageStore, StatusUpdate};
     use whatsapp_core::webhook::StatusKind;
     let s = sender().await;
     let records = vec![record(0, job(0))];
@@ -284,23 +283,7 @@ async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
     // The status webhook arrives with our callback data.
     let callback = sender::callback_data(&format!("send#{PHONE}#k0"));
-    s.ports
-        .stores
-        .messages
-        .merge_status(StatusUpdate {
-            wamid: "wamid.0",
-            waba_id: "waba",
-            phone_number_id: PHONE,
-            status: &StatusKind::Sent,
-            at: NOW_MS / 1000,
-            recipient: None,
-            callback_data: Some(&callback),
-            pricing: None,
-            conversation: None,
-            error: None,
-        })
-        .await
-        .unwrap();
+    status_arrives(&s, "wamid.0", StatusKind::Sent, NOW_MS / 1000, &callback).await;
     let r = s.handle(&records, NOW_MS + 400_000, NOW_MS + 430_000).await;
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
@@ -473,7 +456,6 @@ async fn scripted(
 /// asked the status webhooks, so a first attempt that did reach Meta was sent a third time.
 #[tokio::test]
 async fn every_resend_after_an_unknown_attempt_checks_the_statuses_first() {
-    use whatsapp_core::ports::{MessageStore, StatusUpdate};
     use whatsapp_core::webhook::StatusKind;
     let s = scripted(vec![
         Some(GraphCallError::Timeout { after_send: true }),
@@ -487,23 +469,14 @@ async fn every_resend_after_an_unknown_attempt_checks_the_statuses_first() {
     s.handle(&records, t, t + 30_000).await; // no status yet: sent again, 503
     // The first attempt's status arrives now, late.
     let callback = sender::callback_data(&format!("send#{PHONE}#k0"));
-    s.ports
-        .stores
-        .messages
-        .merge_status(StatusUpdate {
-            wamid: "wamid.first",
-            waba_id: "102290129340398",
-            phone_number_id: PHONE,
-            status: &StatusKind::Delivered,
-            at: t / 1000,
-            recipient: None,
-            callback_data: Some(&callback),
-            pricing: None,
-            conversation: None,
-            error: None,
-        })
-        .await
-        .unwrap();
+    status_arrives(
+        &s,
+        "wamid.first",
+        StatusKind::Delivered,
+        t / 1000,
+        &callback,
+    )
+    .await;
     t += 60_000;
     let r = s.handle(&records, t, t + 30_000).await;
     assert!(failures(&r).is_empty());
@@ -662,4 +635,32 @@ async fn verdicts_for_bodies_that_do_not_own_the_key_say_so() {
             .iter()
             .all(|o| o.idempotency_key.as_deref() == Some("k0") || o.foreign)
     );
+}
+
+/// A status webhook for `wamid` carrying `callback` reaches the message store.
+async fn status_arrives(
+    s: &Sender<MemorySenderPorts<ScriptedGraph>>,
+    wamid: &str,
+    status: whatsapp_core::webhook::StatusKind,
+    at: i64,
+    callback: &str,
+) {
+    use whatsapp_core::ports::{MessageStore, StatusUpdate};
+    s.ports
+        .stores
+        .messages
+        .merge_status(StatusUpdate {
+            wamid,
+            waba_id: "102290129340398",
+            phone_number_id: PHONE,
+            status: &status,
+            at,
+            recipient: None,
+            callback_data: Some(callback),
+            pricing: None,
+            conversation: None,
+            error: None,
+        })
+        .await
+        .unwrap();
 }
