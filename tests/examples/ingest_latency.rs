@@ -15,7 +15,7 @@ use webhook::{Settings, Webhook};
 use whatsapp_aws::{AwsIngestPorts, IngestResources, SqsQueue, aws_sdk_config};
 use whatsapp_core::ports::MessageQueue;
 use whatsapp_core::signature::sign;
-use whatsapp_fakes::{MemoryQuarantine, MemoryQueue, StaticSecrets};
+use whatsapp_fakes::{MemoryQueue, StaticSecrets};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -78,12 +78,21 @@ async fn main() -> Result<(), Error> {
         phone_state_table: tables[4].clone(),
         dedupe_table: tables[5].clone(),
         inbound_queue_url: queue_url.clone(),
+        // Statuses only: nothing is published or quarantined, but the ports are real.
+        meta_events_topic_arn: aws_sdk_sns::Client::new(&aws)
+            .create_topic()
+            .name(format!("lat-events-{suffix}"))
+            .send()
+            .await?
+            .topic_arn
+            .unwrap_or_default(),
+        quarantine_bucket: format!("lat-quarantine-{suffix}"),
+        s3_path_style: true,
     };
     let hook = Webhook {
         ports: AwsIngestPorts::new(&aws, &resources),
         secrets: StaticSecrets::new("ingest-latency-secret", "ingest-latency-verify", "t"),
         events: MemoryQueue::default(),
-        quarantine: MemoryQuarantine::default(),
         settings: Settings::default(),
     };
     let queue = SqsQueue::new(sqs, &queue_url);

@@ -210,6 +210,8 @@ pub struct IngestStack {
     pub resources: whatsapp_aws::IngestResources,
     pub events_queue_url: String,
     pub bucket: String,
+    /// A queue subscribed to the Meta events topic with raw delivery: what a consumer sees.
+    pub meta_events_sink_url: String,
     pub secret_id: String,
 }
 
@@ -220,6 +222,16 @@ pub async fn ingest_stack() -> IngestStack {
     let aws = aws().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
+    let bucket = unique("quarantine").to_lowercase();
+    whatsapp_aws::s3_client(&aws, true)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let topic_arn = topic(&aws, "meta-events").await;
+    let meta_events_sink_url = queue(&sqs, "meta-events-sink").await;
+    subscribe(&aws, &topic_arn, &meta_events_sink_url, None).await;
     let resources = whatsapp_aws::IngestResources {
         sessions_table: table(&ddb, "sessions").await,
         contacts_table: table(&ddb, "contacts").await,
@@ -228,14 +240,10 @@ pub async fn ingest_stack() -> IngestStack {
         phone_state_table: table(&ddb, "phones").await,
         dedupe_table: table(&ddb, "dedupe").await,
         inbound_queue_url: queue(&sqs, "inbound").await,
+        meta_events_topic_arn: topic_arn,
+        quarantine_bucket: bucket.clone(),
+        s3_path_style: true,
     };
-    let bucket = unique("quarantine").to_lowercase();
-    whatsapp_aws::s3_client(&aws, true)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
     let secret_id = unique("wa-secret");
     aws_sdk_secretsmanager::Client::new(&aws)
         .create_secret()
@@ -249,8 +257,55 @@ pub async fn ingest_stack() -> IngestStack {
         aws,
         resources,
         bucket,
+        meta_events_sink_url,
         secret_id,
     }
+}
+
+/// A fresh SNS topic; its ARN.
+pub async fn topic(aws: &aws_config::SdkConfig, prefix: &str) -> String {
+    aws_sdk_sns::Client::new(aws)
+        .create_topic()
+        .name(unique(prefix))
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .unwrap_or_default()
+}
+
+/// Subscribes `queue_url` to `topic_arn` with raw delivery (the body as published, the
+/// attributes as SQS message attributes), optionally with a filter policy.
+pub async fn subscribe(
+    aws: &aws_config::SdkConfig,
+    topic_arn: &str,
+    queue_url: &str,
+    filter_policy: Option<&str>,
+) {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn");
+    let mut request = aws_sdk_sns::Client::new(aws)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "true");
+    if let Some(policy) = filter_policy {
+        request = request.attributes("FilterPolicy", policy);
+    }
+    request.send().await.expect("subscribe");
 }
 
 /// Every message on a queue (deleting them), waiting briefly for stragglers.
@@ -264,6 +319,7 @@ pub async fn drain(aws: &aws_config::SdkConfig, url: &str) -> Vec<aws_sdk_sqs::t
             .queue_url(url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
+            .message_attribute_names("All")
             .send()
             .await
             .expect("receive");

@@ -12,16 +12,14 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use simulator::{InboundSpec, SimConfig, Simulator, Tier};
 use webhook::{Settings, Webhook};
-use whatsapp_aws::{
-    AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, s3_client,
-};
+use whatsapp_aws::{AwsIngestPorts, CachedSecrets, SecretsManagerFetcher, SqsQueue, s3_client};
 use whatsapp_core::ports::{ContactStore, MessageStore, SessionStore, UserKey};
 use whatsapp_core::signature::sign;
 
 use crate::support::{APP_SECRET, IngestStack, VERIFY_TOKEN, drain, ingest_stack, now};
 
 pub(crate) type AwsWebhook =
-    Webhook<AwsIngestPorts, CachedSecrets<SecretsManagerFetcher>, SqsQueue, S3Quarantine>;
+    Webhook<AwsIngestPorts, CachedSecrets<SecretsManagerFetcher>, SqsQueue>;
 
 pub(crate) const WABA: &str = "102290129340398";
 pub(crate) const PHONE: &str = "106540352242922";
@@ -40,7 +38,6 @@ pub(crate) fn webhook(stack: &IngestStack) -> AwsWebhook {
             aws_sdk_sqs::Client::new(&stack.aws),
             &stack.events_queue_url,
         ),
-        quarantine: S3Quarantine::new(s3_client(&stack.aws, true), &stack.bucket, "webhooks/"),
         settings: Settings::default(),
     }
 }
@@ -636,5 +633,81 @@ async fn http_edge_cases_against_the_real_adapters() {
             .len(),
         4,
         "2 entries x 2 messages reach the bots"
+    );
+}
+
+/// Subscribes a fresh queue to the stack's Meta events topic, filtered on `field`.
+async fn subscriber(stack: &IngestStack, field: &str) -> String {
+    let url = crate::support::queue(&aws_sdk_sqs::Client::new(&stack.aws), field).await;
+    let policy = json!({ "field": [field] }).to_string();
+    crate::support::subscribe(
+        &stack.aws,
+        &stack.resources.meta_events_topic_arn,
+        &url,
+        Some(&policy),
+    )
+    .await;
+    url
+}
+
+fn attribute(m: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
+    m.message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn events_we_do_not_own_reach_subscribers_by_field_on_sns() {
+    let stack = ingest_stack().await;
+    let handler = webhook(&stack);
+    let flows_queue = subscriber(&stack, "flows").await;
+    let calls_queue = subscriber(&stack, "calls").await;
+    let calls = json!({"calls": [{"id": "wacid.1", "event": "connect", "from": "447700900001"}]});
+    let body = envelope(json!([
+        {"field": "calls", "value": calls},
+        {"field": "flows", "value": {"event": "FLOW_STATUS_CHANGE", "flow_id": "9", "new_status": "BLOCKED"}},
+        {"field": "message_template_status_update", "value": {"unexpected": true}},
+    ]));
+    let (resp, tally) = deliver(&handler, &body).await;
+    assert_eq!((resp.status, tally.published), (200, 3));
+
+    let got = drain(&stack.aws, &calls_queue).await;
+    assert_eq!(got.len(), 1, "the calls subscriber gets only calls");
+    let event: Value = serde_json::from_str(got[0].body().unwrap()).unwrap();
+    assert_eq!(event["value"], calls, "verbatim");
+    assert_eq!(event["waba_id"], WABA);
+    assert_eq!(attribute(&got[0], "kind").as_deref(), Some("unhandled"));
+    assert_eq!(
+        attribute(&got[0], "event_id").as_deref(),
+        event["event_id"].as_str()
+    );
+    let got = drain(&stack.aws, &flows_queue).await;
+    assert_eq!(got.len(), 1, "the flows subscriber gets only flows");
+    assert_eq!(attribute(&got[0], "field").as_deref(), Some("flows"));
+
+    // The unfiltered subscriber sees all three; the malformed one names its S3 copy.
+    let all = drain(&stack.aws, &stack.meta_events_sink_url).await;
+    assert_eq!(all.len(), 3);
+    let malformed = all
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap())
+        .find(|e| e["kind"] == "malformed")
+        .expect("the malformed value is published");
+    let location = malformed["quarantined"].as_str().unwrap();
+    let key = location
+        .strip_prefix(&format!("s3://{}/", stack.bucket))
+        .expect("in the stack's quarantine bucket");
+    let object = s3_client(&stack.aws, true)
+        .get_object()
+        .bucket(&stack.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let kept = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&kept).unwrap(),
+        json!({"unexpected": true})
     );
 }

@@ -64,7 +64,7 @@ impl<P: IngestPorts> Processor<P> {
         for (ctx, item) in envelope.items() {
             match ingest::process(&self.ports, &self.ingest, ctx, item, now_ms).await {
                 Ok(Outcome::InFlight) => return Err(Failure::Retry),
-                Ok(Outcome::Skipped(reason)) => info!(reason, "item skipped"),
+                Ok(Outcome::Published(kind)) => info!(kind, "item published for others"),
                 Ok(_) => {}
                 Err(e) => {
                     warn!(error = %e, "item failed");
@@ -118,6 +118,11 @@ mod tests {
             .collect();
         assert_eq!(ids, ["2", "4"]);
         assert_eq!(p.ports.inbound.bodies().len(), 1);
+        assert_eq!(
+            p.ports.meta_events.events()[0]["field"],
+            "flows",
+            "the unhandled change is published, not dropped"
+        );
         assert!(
             p.ports
                 .messages
@@ -159,5 +164,27 @@ mod tests {
         assert!(resp.batch_item_failures.is_empty());
         p.handle(&records[..1], 1_751_234_569_000).await;
         assert_eq!(p.ports.inbound.bodies().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_topic_outage_retries_the_record_until_the_event_is_published() {
+        let p = Processor {
+            ports: MemoryPorts::default(),
+            ingest: IngestConfig::default(),
+            concurrency: 4,
+        };
+        let meta_events = &p.ports.meta_events;
+        meta_events
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let records = [record("u", &fixture("unknown-field.json"))];
+        let resp = p.handle(&records, 1_751_234_567_000).await;
+        assert_eq!(resp.batch_item_failures.len(), 1);
+        meta_events
+            .fail
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let resp = p.handle(&records, 1_751_234_568_000).await;
+        assert!(resp.batch_item_failures.is_empty());
+        assert_eq!(meta_events.events().len(), 1);
     }
 }

@@ -12,10 +12,6 @@ pub struct Config {
     pub resources: IngestResources,
     /// `EVENTS_QUEUE_URL`: where items go when they cannot be processed inline.
     pub events_queue_url: String,
-    /// `QUARANTINE_BUCKET`: where unparsable bodies are kept.
-    pub quarantine_bucket: String,
-    /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for a local emulator.
-    pub s3_path_style: bool,
     pub settings: Settings,
 }
 
@@ -26,8 +22,6 @@ impl Config {
             secret: SecretConfig::from_env(env)?,
             resources: IngestResources::from_env(env)?,
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
-            quarantine_bucket: env.required("QUARANTINE_BUCKET")?,
-            s3_path_style: env.parsed_or("S3_FORCE_PATH_STYLE", false)?,
             settings: Settings {
                 max_body_bytes: env.parsed_or("MAX_BODY_BYTES", defaults.max_body_bytes)?,
                 concurrency: env.parsed_or("ITEM_CONCURRENCY", defaults.concurrency)?,

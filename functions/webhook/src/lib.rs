@@ -69,12 +69,11 @@ impl Default for Settings {
 }
 
 /// The handler, generic over its ports.
-pub struct Webhook<P, S, E, Q> {
+pub struct Webhook<P, S, E> {
     pub ports: P,
     pub secrets: S,
     /// The events queue: where items go when they cannot be processed inline.
     pub events: E,
-    pub quarantine: Q,
     pub settings: Settings,
 }
 
@@ -84,7 +83,8 @@ pub struct Tally {
     pub items: usize,
     pub applied: usize,
     pub duplicates: usize,
-    pub skipped: usize,
+    /// Items not ours to act on, published on the Meta events topic.
+    pub published: usize,
     /// Items handed to the event processor.
     pub queued: usize,
     /// Inbound messages (customer messages and echoes) the POST carried.
@@ -120,12 +120,11 @@ impl Tally {
     }
 }
 
-impl<P, S, E, Q> Webhook<P, S, E, Q>
+impl<P, S, E> Webhook<P, S, E>
 where
     P: IngestPorts,
     S: SecretSource,
     E: MessageQueue,
-    Q: Quarantine,
 {
     pub async fn handle(&self, req: Request<'_>, now_ms: i64) -> Response {
         match req.method {
@@ -241,16 +240,18 @@ where
         }
         let Ok(envelope) = Envelope::from_slice(body) else {
             // Signed by Meta but unreadable: keep it and stop Meta retrying.
-            return Err(match self.quarantine.keep(body, "invalid-json").await {
-                Ok(location) => {
-                    warn!(bytes = body.len(), %location, "unparsable webhook quarantined");
-                    Response::text(200, "ok")
-                }
-                Err(e) => {
-                    error!(error = %e, "quarantine failed");
-                    Response::text(500, "unavailable")
-                }
-            });
+            return Err(
+                match self.ports.quarantine().keep(body, "invalid-json").await {
+                    Ok(location) => {
+                        warn!(bytes = body.len(), %location, "unparsable webhook quarantined");
+                        Response::text(200, "ok")
+                    }
+                    Err(e) => {
+                        error!(error = %e, "quarantine failed");
+                        Response::text(500, "unavailable")
+                    }
+                },
+            );
         };
         Ok(envelope)
     }
@@ -282,9 +283,9 @@ where
                     // acknowledging would lose the message, so it goes to the events queue,
                     // whose processor retries it once the lease runs out.
                     Ok(Outcome::InFlight) => failed.push((ctx, item)),
-                    Ok(Outcome::Skipped(reason)) => {
-                        tally.skipped += 1;
-                        info!(reason, field = item_field(&item), "item skipped");
+                    Ok(Outcome::Published(kind)) => {
+                        tally.published += 1;
+                        info!(kind, field = item_field(&item), "item published for others");
                     }
                     Err(e) => {
                         warn!(error = %e, "item not processed inline; queueing it");
@@ -304,9 +305,7 @@ where
         tally: &mut Tally,
     ) -> Result<(), Response> {
         for (ctx, item) in failed {
-            let Some(env) = single_item_envelope(ctx, item) else {
-                continue;
-            };
+            let env = single_item_envelope(ctx, item);
             let queued = match serde_json::to_string(&env) {
                 Ok(body) => self
                     .events
@@ -326,14 +325,14 @@ where
 }
 
 /// An ordinary POST says everything in its metrics document; only the unusual ones (duplicates,
-/// skipped or queued items) are worth an INFO line of their own.
+/// published or queued items) are worth an INFO line of their own.
 fn log_tally(tally: &Tally) {
-    if tally.duplicates + tally.skipped + tally.queued > 0 {
+    if tally.duplicates + tally.published + tally.queued > 0 {
         info!(
             items = tally.items,
             applied = tally.applied,
             duplicates = tally.duplicates,
-            skipped = tally.skipped,
+            published = tally.published,
             queued = tally.queued,
             "webhook processed"
         );
@@ -350,20 +349,18 @@ fn log_tally(tally: &Tally) {
 fn item_field(item: &whatsapp_core::webhook::Item<'_>) -> String {
     use whatsapp_core::webhook::Item;
     match item {
-        Item::Message { .. } | Item::Status { .. } | Item::Error { .. } => "messages".into(),
+        Item::Message { .. } | Item::Status { .. } | Item::Error { .. } | Item::Rejected { .. } => {
+            "messages".into()
+        }
         Item::TemplateStatus(_) => "message_template_status_update".into(),
         Item::TemplateCategory(_) => "template_category_update".into(),
         Item::PhoneNumberQuality(_) => "phone_number_quality_update".into(),
         Item::BusinessCapability(_) => "business_capability_update".into(),
         Item::Account(_) => "account_update".into(),
         Item::UserPreference { .. } => "user_preferences".into(),
-        Item::Unhandled { field } | Item::Malformed { field, .. } => {
-            // Field names come from Meta; keep only a safe, bounded form.
-            field
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect()
+        // Field names come from Meta; keep only a safe, bounded form.
+        Item::Unhandled { field, .. } | Item::Malformed { field, .. } => {
+            whatsapp_core::foreign::safe_field(field)
         }
     }
 }

@@ -7,8 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use webhook::{Config, Incoming, Webhook};
 use whatsapp_aws::SystemClock;
 use whatsapp_aws::{
-    AwsIngestPorts, CachedSecrets, S3Quarantine, SecretsManagerFetcher, SqsQueue, aws_sdk_config,
-    s3_client,
+    AwsIngestPorts, CachedSecrets, SecretsManagerFetcher, SqsQueue, aws_sdk_config,
 };
 use whatsapp_core::config::ProcessEnv;
 use whatsapp_core::ports::Clock;
@@ -28,11 +27,6 @@ async fn main() -> Result<(), Error> {
             config.secret.cache_ttl,
         ),
         events: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.events_queue_url),
-        quarantine: S3Quarantine::new(
-            s3_client(&aws, config.s3_path_style),
-            &config.quarantine_bucket,
-            "webhooks/",
-        ),
         settings: config.settings,
     };
     let handler = &handler;

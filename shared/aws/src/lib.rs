@@ -19,7 +19,7 @@ pub use dynamodb::{
 pub use graph_http::{GraphHttpClient, GraphHttpConfig};
 pub use s3::S3Quarantine;
 pub use secrets::{CachedSecrets, SecretFetcher, SecretsManagerFetcher};
-pub use sns::SnsAlerts;
+pub use sns::{SnsAlerts, SnsEvents};
 pub use sqs::SqsQueue;
 
 use std::time::Duration;
@@ -74,6 +74,8 @@ pub struct AwsIngestPorts {
     pub phones: DynamoPhoneStateStore,
     pub dedupe: DynamoDedupeStore,
     pub inbound: SqsQueue,
+    pub meta_events: SnsEvents,
+    pub quarantine: S3Quarantine,
 }
 
 /// Table names and queue URL of the ingest ports (from the functions' configuration).
@@ -86,11 +88,18 @@ pub struct IngestResources {
     pub phone_state_table: String,
     pub dedupe_table: String,
     pub inbound_queue_url: String,
+    /// The topic the Meta events we do not own are published on.
+    pub meta_events_topic_arn: String,
+    /// Where unparsable bodies, malformed values and values too large to publish are kept.
+    pub quarantine_bucket: String,
+    /// Path-style S3 URLs, for a local emulator.
+    pub s3_path_style: bool,
 }
 
 impl IngestResources {
     /// From `SESSIONS_TABLE`, `CONTACTS_TABLE`, `MESSAGES_TABLE`, `TEMPLATES_TABLE`,
-    /// `PHONE_STATE_TABLE`, `DEDUPE_TABLE`, `INBOUND_QUEUE_URL`.
+    /// `PHONE_STATE_TABLE`, `DEDUPE_TABLE`, `INBOUND_QUEUE_URL`, `META_EVENTS_TOPIC_ARN`,
+    /// `QUARANTINE_BUCKET` and `S3_FORCE_PATH_STYLE` (default false).
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(IngestResources {
             sessions_table: env.required("SESSIONS_TABLE")?,
@@ -100,6 +109,9 @@ impl IngestResources {
             phone_state_table: env.required("PHONE_STATE_TABLE")?,
             dedupe_table: env.required("DEDUPE_TABLE")?,
             inbound_queue_url: env.required("INBOUND_QUEUE_URL")?,
+            meta_events_topic_arn: env.required("META_EVENTS_TOPIC_ARN")?,
+            quarantine_bucket: env.required("QUARANTINE_BUCKET")?,
+            s3_path_style: env.parsed_or("S3_FORCE_PATH_STYLE", false)?,
         })
     }
 }
@@ -115,6 +127,12 @@ impl AwsIngestPorts {
             phones: DynamoPhoneStateStore::new(ddb.clone(), &r.phone_state_table),
             dedupe: DynamoDedupeStore::new(ddb, &r.dedupe_table),
             inbound: SqsQueue::new(aws_sdk_sqs::Client::new(aws), &r.inbound_queue_url),
+            meta_events: SnsEvents::new(aws_sdk_sns::Client::new(aws), &r.meta_events_topic_arn),
+            quarantine: S3Quarantine::new(
+                s3_client(aws, r.s3_path_style),
+                &r.quarantine_bucket,
+                "webhooks/",
+            ),
         }
     }
 }
@@ -127,6 +145,8 @@ impl whatsapp_core::ingest::IngestPorts for AwsIngestPorts {
     type Phones = DynamoPhoneStateStore;
     type Dedupe = DynamoDedupeStore;
     type Inbound = SqsQueue;
+    type MetaEvents = SnsEvents;
+    type Quarantine = S3Quarantine;
 
     fn sessions(&self) -> &DynamoSessionStore {
         &self.sessions
@@ -148,6 +168,12 @@ impl whatsapp_core::ingest::IngestPorts for AwsIngestPorts {
     }
     fn inbound(&self) -> &SqsQueue {
         &self.inbound
+    }
+    fn meta_events(&self) -> &SnsEvents {
+        &self.meta_events
+    }
+    fn quarantine(&self) -> &S3Quarantine {
+        &self.quarantine
     }
 }
 

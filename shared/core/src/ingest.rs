@@ -9,10 +9,12 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::foreign::{self, ForeignEvent, ForeignKind};
 use crate::policy::{WindowState, fold_keyword, is_keyword};
 use crate::ports::{
-    Begin, ConsentEvent, ContactStore, DedupeStore, MessageQueue, MessageStore, PhoneStateStore,
-    QueueError, SessionStore, StatusUpdate, StoreError, TemplateStore, UserKey,
+    Begin, ConsentEvent, ContactStore, DedupeStore, EventPublisher, MessageQueue, MessageStore,
+    PhoneStateStore, Quarantine, QueueError, SessionStore, StatusUpdate, StoreError, TemplateStore,
+    UserKey,
 };
 use crate::webhook::{
     Change, Contact, Entry, Envelope, InboundMessage, Item, ItemContext, MessageContent,
@@ -31,6 +33,8 @@ pub trait IngestPorts: Send + Sync {
     type Phones: PhoneStateStore;
     type Dedupe: DedupeStore;
     type Inbound: MessageQueue;
+    type MetaEvents: EventPublisher;
+    type Quarantine: Quarantine;
 
     fn sessions(&self) -> &Self::Sessions;
     fn contacts(&self) -> &Self::Contacts;
@@ -40,6 +44,10 @@ pub trait IngestPorts: Send + Sync {
     fn dedupe(&self) -> &Self::Dedupe;
     /// The queue bots consume inbound messages from.
     fn inbound(&self) -> &Self::Inbound;
+    /// The topic the Meta events we do not own are published on.
+    fn meta_events(&self) -> &Self::MetaEvents;
+    /// Where malformed values (and values too large to publish) are kept.
+    fn quarantine(&self) -> &Self::Quarantine;
 }
 
 /// Settings of ingest.
@@ -102,9 +110,9 @@ pub enum Outcome {
     Duplicate,
     /// Another delivery is forwarding this message right now.
     InFlight,
-    /// Understood and deliberately ignored (unknown field, malformed value, no user id); the
-    /// reason is a fixed label, safe to log.
-    Skipped(&'static str),
+    /// Not ours to act on (unknown field, malformed value, system error, no user id):
+    /// published verbatim on the Meta events topic. The label is the event's kind, safe to log.
+    Published(&'static str),
 }
 
 /// Why an item could not be processed; always retryable.
@@ -216,7 +224,14 @@ pub fn process<'a, P: IngestPorts>(
                     Outcome::Duplicate
                 })
             }
-            Item::Error { .. } => Ok(Outcome::Skipped("system_error")),
+            Item::Error { .. }
+            | Item::Unhandled { .. }
+            | Item::Malformed { .. }
+            | Item::Rejected { .. } => {
+                let event = foreign::event_of(ctx, item)
+                    .unwrap_or_else(|| foreign::skipped(ctx, item, "unrecognised"));
+                publish(ports, event).await
+            }
             Item::TemplateStatus(t) => Ok(applied(
                 ports.templates().record_status(ctx.waba_id, t, at).await?,
             )),
@@ -240,12 +255,16 @@ pub fn process<'a, P: IngestPorts>(
                 preference,
             } => {
                 let (Some(metadata), Some(user)) = (metadata, preference.user_key()) else {
-                    return Ok(Outcome::Skipped("preference_without_user"));
+                    let event = foreign::skipped(ctx, item, "preference_without_user");
+                    return publish(ports, event).await;
                 };
                 let event = match preference.value {
                     PreferenceValue::Stop => ConsentEvent::MarketingStop,
                     PreferenceValue::Resume => ConsentEvent::MarketingResume,
-                    PreferenceValue::Other(_) => return Ok(Outcome::Skipped("unknown_preference")),
+                    PreferenceValue::Other(_) => {
+                        let event = foreign::skipped(ctx, item, "unknown_preference");
+                        return publish(ports, event).await;
+                    }
                 };
                 ports
                     .contacts()
@@ -253,10 +272,44 @@ pub fn process<'a, P: IngestPorts>(
                     .await?;
                 Ok(Outcome::Applied)
             }
-            Item::Unhandled { .. } => Ok(Outcome::Skipped("unhandled_field")),
-            Item::Malformed { .. } => Ok(Outcome::Skipped("malformed_value")),
         }
     }
+}
+
+/// Publishes an event we do not own; a malformed value is kept in the quarantine first, and a
+/// value too large for the topic is moved to the quarantine bucket and named by its location.
+async fn publish<P: IngestPorts>(
+    ports: &P,
+    mut event: ForeignEvent,
+) -> Result<Outcome, IngestError> {
+    let field = foreign::safe_field(&event.field);
+    let value = |e: &ForeignEvent| e.value.as_ref().map_or("null", |v| v.get()).to_owned();
+    if event.kind == ForeignKind::Malformed {
+        let kept = ports
+            .quarantine()
+            .keep(value(&event).as_bytes(), &format!("malformed/{field}"))
+            .await?;
+        event.quarantined = Some(kept);
+    }
+    if event.too_large() {
+        let location = match &event.quarantined {
+            Some(kept) => kept.clone(),
+            None => {
+                ports
+                    .quarantine()
+                    .keep(value(&event).as_bytes(), &format!("oversized/{field}"))
+                    .await?
+            }
+        };
+        event.value = None;
+        event.value_location = Some(location);
+    }
+    let body = serde_json::to_string(&event)?;
+    ports
+        .meta_events()
+        .publish(&body, &event.attributes())
+        .await?;
+    Ok(Outcome::Published(event.kind.label()))
 }
 
 fn applied(changed: bool) -> Outcome {
@@ -285,7 +338,12 @@ async fn inbound<P: IngestPorts>(
         .as_deref()
         .or(contact.and_then(|c| c.wa_id.as_deref()));
     let Some(user) = user_id.or(wa_id) else {
-        return Ok(Outcome::Skipped("message_without_user"));
+        let item = Item::Message {
+            metadata,
+            contact,
+            message,
+        };
+        return publish(ports, foreign::skipped(ctx, item, "message_without_user")).await;
     };
     let key = user_key(metadata, user);
     let mut window = WindowState::default();
@@ -399,8 +457,9 @@ async fn inbound<P: IngestPorts>(
 }
 
 /// An envelope holding only `item`: what the webhook enqueues for the event processor when it
-/// could not process the item inline. Always far below SQS's message size limit.
-pub fn single_item_envelope(ctx: ItemContext<'_>, item: Item<'_>) -> Option<Envelope> {
+/// could not process the item inline. Below SQS's message size limit for every owned item; an
+/// unhandled value is as large as Meta made it (the caller checks).
+pub fn single_item_envelope(ctx: ItemContext<'_>, item: Item<'_>) -> Envelope {
     let change = match item {
         Item::Message {
             metadata,
@@ -433,17 +492,40 @@ pub fn single_item_envelope(ctx: ItemContext<'_>, item: Item<'_>) -> Option<Enve
             contacts: Vec::new(),
             user_preferences: vec![preference.clone()],
         }),
-        // Nothing to retry.
-        Item::Error { .. } | Item::Unhandled { .. } | Item::Malformed { .. } => return None,
+        Item::Error { metadata, error } => Change::Messages(MessagesValue {
+            messaging_product: Some("whatsapp".into()),
+            metadata: metadata.clone(),
+            errors: vec![error.clone()],
+            ..MessagesValue::default()
+        }),
+        Item::Rejected { metadata, part } => Change::Messages(MessagesValue {
+            messaging_product: Some("whatsapp".into()),
+            metadata: metadata.clone(),
+            rejected: vec![part.clone()],
+            ..MessagesValue::default()
+        }),
+        Item::Unhandled { field, value } => Change::Other {
+            field: field.to_owned(),
+            value: value.to_owned(),
+        },
+        Item::Malformed {
+            field,
+            error,
+            value,
+        } => Change::Malformed {
+            field: field.to_owned(),
+            error: error.to_owned(),
+            value: value.to_owned(),
+        },
     };
-    Some(Envelope {
+    Envelope {
         object: "whatsapp_business_account".into(),
         entry: vec![Entry {
             id: ctx.waba_id.to_owned(),
             time: ctx.entry_time,
             changes: vec![change],
         }],
-    })
+    }
 }
 
 #[cfg(test)]

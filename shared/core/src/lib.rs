@@ -9,11 +9,13 @@
 //! - [`signature`]: `X-Hub-Signature-256` and constant-time secret comparison.
 //! - [`ports`]: narrow traits for stores, queues, secrets and the Graph API.
 //! - [`ingest`]: what one webhook item does, exactly once, over the ports.
+//! - [`foreign`]: the Meta events we do not own, as published for others.
 //! - [`config`]: typed configuration from the environment.
 //! - [`metrics`]: CloudWatch metrics in the embedded metric format.
 //! - [`usage`]: how a priced message is filed for finance (its usage day and partition).
 
 pub mod config;
+pub mod foreign;
 pub mod gates;
 pub mod graph;
 pub mod ingest;

@@ -30,6 +30,8 @@ pub struct MemoryPorts {
     pub phones: MemoryPhones,
     pub dedupe: MemoryDedupe,
     pub inbound: MemoryQueue,
+    pub meta_events: MemoryTopic,
+    pub quarantine: MemoryQuarantine,
 }
 
 impl IngestPorts for MemoryPorts {
@@ -40,6 +42,8 @@ impl IngestPorts for MemoryPorts {
     type Phones = MemoryPhones;
     type Dedupe = MemoryDedupe;
     type Inbound = MemoryQueue;
+    type MetaEvents = MemoryTopic;
+    type Quarantine = MemoryQuarantine;
 
     fn sessions(&self) -> &MemorySessions {
         &self.sessions
@@ -61,6 +65,12 @@ impl IngestPorts for MemoryPorts {
     }
     fn inbound(&self) -> &MemoryQueue {
         &self.inbound
+    }
+    fn meta_events(&self) -> &MemoryTopic {
+        &self.meta_events
+    }
+    fn quarantine(&self) -> &MemoryQuarantine {
+        &self.quarantine
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use whatsapp_core::ports::{MessageQueue, Quarantine, QueueError, StoreError};
+use whatsapp_core::ports::{EventPublisher, MessageQueue, Quarantine, QueueError, StoreError};
 
 use crate::lock;
 
@@ -69,5 +69,39 @@ impl Quarantine for MemoryQuarantine {
         let mut kept = lock(&self.kept);
         kept.push((body.to_vec(), reason.to_owned()));
         Ok(format!("mem://{reason}/{}", kept.len()))
+    }
+}
+
+/// One published message: its body and attributes.
+pub type Published = (String, Vec<(String, String)>);
+
+/// Records what was published, with its attributes; can be told to fail.
+#[derive(Debug, Default)]
+pub struct MemoryTopic {
+    pub published: Mutex<Vec<Published>>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryTopic {
+    /// Every published body, parsed.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        lock(&self.published)
+            .iter()
+            .map(|(b, _)| serde_json::from_str(b).expect("published JSON"))
+            .collect()
+    }
+}
+
+impl EventPublisher for MemoryTopic {
+    async fn publish(&self, body: &str, attributes: &[(&str, &str)]) -> Result<(), QueueError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(QueueError("injected failure".into()));
+        }
+        let attributes = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        lock(&self.published).push((body.to_owned(), attributes));
+        Ok(())
     }
 }

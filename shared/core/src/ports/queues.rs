@@ -61,3 +61,14 @@ pub trait DeadLetters: Send + Sync {
         detail: &str,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
+
+/// Where the Meta events the middleware does not own are published for others (a topic whose
+/// subscribers filter on the attributes).
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one message with string attributes.
+    fn publish(
+        &self,
+        body: &str,
+        attributes: &[(&str, &str)],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}

@@ -143,19 +143,153 @@ impl Change {
 }
 
 /// `messages` change value: inbound messages, statuses of our messages, or system errors.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// Each contact, message, status and error is parsed on its own: one that does not have the
+/// documented shape lands in [`rejected`](Self::rejected), verbatim, and its well-formed
+/// neighbours are still processed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "RawMessagesValue")]
 pub struct MessagesValue {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messaging_product: Option<String>,
     pub metadata: Metadata,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<Contact>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<InboundMessage>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<Status>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ApiError>,
+    /// The parts that could not be parsed, in payload order within each array.
+    pub rejected: Vec<RejectedPart>,
+}
+
+/// One part of a `messages` value that did not have the documented shape.
+#[derive(Debug, Clone)]
+pub struct RejectedPart {
+    pub kind: PartKind,
+    /// The parser's message (names the offending field; never the value).
+    pub error: String,
+    pub value: Box<RawValue>,
+}
+
+/// Which array of a `messages` value a part came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    Contact,
+    Message,
+    Status,
+    Error,
+}
+
+impl PartKind {
+    /// The array's name in the payload.
+    pub fn array(self) -> &'static str {
+        match self {
+            PartKind::Contact => "contacts",
+            PartKind::Message => "messages",
+            PartKind::Status => "statuses",
+            PartKind::Error => "errors",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawMessagesValue {
+    #[serde(default)]
+    messaging_product: Option<String>,
+    metadata: Metadata,
+    #[serde(default)]
+    contacts: Vec<Box<RawValue>>,
+    #[serde(default)]
+    messages: Vec<Box<RawValue>>,
+    #[serde(default)]
+    statuses: Vec<Box<RawValue>>,
+    #[serde(default)]
+    errors: Vec<Box<RawValue>>,
+}
+
+fn each<T: serde::de::DeserializeOwned>(
+    raw: Vec<Box<RawValue>>,
+    kind: PartKind,
+    rejected: &mut Vec<RejectedPart>,
+) -> Vec<T> {
+    raw.into_iter()
+        .filter_map(|value| match serde_json::from_str(value.get()) {
+            Ok(part) => Some(part),
+            Err(e) => {
+                rejected.push(RejectedPart {
+                    kind,
+                    error: e.to_string(),
+                    value,
+                });
+                None
+            }
+        })
+        .collect()
+}
+
+impl From<RawMessagesValue> for MessagesValue {
+    fn from(raw: RawMessagesValue) -> Self {
+        let mut rejected = Vec::new();
+        MessagesValue {
+            messaging_product: raw.messaging_product,
+            metadata: raw.metadata,
+            contacts: each(raw.contacts, PartKind::Contact, &mut rejected),
+            messages: each(raw.messages, PartKind::Message, &mut rejected),
+            statuses: each(raw.statuses, PartKind::Status, &mut rejected),
+            errors: each(raw.errors, PartKind::Error, &mut rejected),
+            rejected,
+        }
+    }
+}
+
+impl Serialize for MessagesValue {
+    /// The value as Meta sent it, rejected parts included (appended to their arrays), so that a
+    /// re-parse yields the same items.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Part<'a, T> {
+            Typed(&'a T),
+            Raw(&'a RawValue),
+        }
+        fn parts<'a, T>(
+            typed: &'a [T],
+            rejected: &'a [RejectedPart],
+            kind: PartKind,
+        ) -> Vec<Part<'a, T>> {
+            typed
+                .iter()
+                .map(Part::Typed)
+                .chain(
+                    rejected
+                        .iter()
+                        .filter(|r| r.kind == kind)
+                        .map(|r| Part::Raw(&r.value)),
+                )
+                .collect()
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            messaging_product: &'a Option<String>,
+            metadata: &'a Metadata,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            contacts: Vec<Part<'a, Contact>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            messages: Vec<Part<'a, InboundMessage>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            statuses: Vec<Part<'a, Status>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            errors: Vec<Part<'a, ApiError>>,
+        }
+        Out {
+            messaging_product: &self.messaging_product,
+            metadata: &self.metadata,
+            contacts: parts(&self.contacts, &self.rejected, PartKind::Contact),
+            messages: parts(&self.messages, &self.rejected, PartKind::Message),
+            statuses: parts(&self.statuses, &self.rejected, PartKind::Status),
+            errors: parts(&self.errors, &self.rejected, PartKind::Error),
+        }
+        .serialize(s)
+    }
 }
 
 /// The business phone number a change concerns. Route on `phone_number_id`.
@@ -237,14 +371,22 @@ pub enum Item<'a> {
         metadata: Option<&'a Metadata>,
         preference: &'a UserPreference,
     },
-    /// A field this version does not handle.
+    /// A field this version does not handle; its value verbatim.
     Unhandled {
         field: &'a str,
+        value: &'a RawValue,
     },
-    /// A known field whose value could not be parsed.
+    /// A known field whose value could not be parsed; its value verbatim.
     Malformed {
         field: &'a str,
         error: &'a str,
+        value: &'a RawValue,
+    },
+    /// One part of a `messages` value that could not be parsed (its neighbours are items of
+    /// their own).
+    Rejected {
+        metadata: &'a Metadata,
+        part: &'a RejectedPart,
     },
 }
 
@@ -298,7 +440,11 @@ fn change_items(change: &Change) -> Box<dyn Iterator<Item = Item<'_>> + '_> {
                 metadata: md,
                 error: e,
             });
-            Box::new(msgs.chain(statuses).chain(errors))
+            let rejected = v
+                .rejected
+                .iter()
+                .map(move |part| Item::Rejected { metadata: md, part });
+            Box::new(msgs.chain(statuses).chain(errors).chain(rejected))
         }
         Change::MessageTemplateStatusUpdate(v) => {
             Box::new(std::iter::once(Item::TemplateStatus(v)))
@@ -322,10 +468,18 @@ fn change_items(change: &Change) -> Box<dyn Iterator<Item = Item<'_>> + '_> {
                     }),
             )
         }
-        Change::Other { field, .. } => Box::new(std::iter::once(Item::Unhandled { field })),
-        Change::Malformed { field, error, .. } => {
-            Box::new(std::iter::once(Item::Malformed { field, error }))
+        Change::Other { field, value } => {
+            Box::new(std::iter::once(Item::Unhandled { field, value }))
         }
+        Change::Malformed {
+            field,
+            error,
+            value,
+        } => Box::new(std::iter::once(Item::Malformed {
+            field,
+            error,
+            value,
+        })),
     }
 }
 

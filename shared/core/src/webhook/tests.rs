@@ -310,7 +310,7 @@ fn unknown_and_malformed_changes_do_not_fail_the_envelope() {
     let env = parse(fixture!("unknown-field.json"));
     assert!(matches!(
         only_item(&env),
-        Item::Unhandled { field: "flows" }
+        Item::Unhandled { field: "flows", .. }
     ));
 
     let env = parse(fixture!("malformed-known-field.json"));
@@ -362,4 +362,35 @@ fn typed_payload_round_trips() {
         let again = parse(&serde_json::to_string(&env).unwrap());
         assert_eq!(format!("{env:?}"), format!("{again:?}"));
     }
+}
+
+#[test]
+fn one_odd_part_of_a_messages_value_does_not_drop_its_neighbours() {
+    let env = parse(fixture!("messages-with-one-malformed-part.json"));
+    let items: Vec<_> = env.items().map(|(_, i)| i).collect();
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Message { message, .. } => Some(message.id.as_str()),
+            Item::Status { status, .. } => Some(status.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, ["wamid.GOOD1", "wamid.GOOD2", "wamid.OUT1"]);
+    let rejected: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Rejected { part, .. } => Some((part.kind, part.value.get())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{items:?}");
+    assert_eq!(rejected[0].0, PartKind::Message);
+    assert!(rejected[0].1.contains("wamid.ODD"), "kept verbatim");
+    assert_eq!(rejected[1].0, PartKind::Status);
+
+    // Re-serialised (what the webhook queues for the event processor), the value yields the
+    // same items again: the rejected parts travel with it.
+    let again = parse(&serde_json::to_string(&env).unwrap());
+    assert_eq!(again.items().count(), items.len());
 }
