@@ -616,7 +616,7 @@ async fn pacing_defers_through_the_queue_never_in_process() {
     let sender = sender_with(&rig, graph(&rig), config());
     let records = enqueue_and_receive(&rig, &jobs).await;
     let started = std::time::Instant::now();
-    let response = invoke(&rig, &sender, &records, now() * 1000).await;
+    let response = invoke(&rig, &sender, &records, crate::support::now_ms()).await;
     let elapsed = started.elapsed();
     let out = outcomes(&rig).await;
     assert_eq!(out.len(), 9, "{out:#?}");
@@ -657,7 +657,7 @@ async fn pacing_defers_through_the_queue_never_in_process() {
         1,
         "the deferred job is redelivered within its turn"
     );
-    invoke(&rig, &sender, &back, now() * 1000).await;
+    invoke(&rig, &sender, &back, crate::support::now_ms()).await;
     let out = outcomes(&rig).await;
     assert_eq!(out[0].outcome, Verdict::Accepted, "{out:?}");
     assert!(

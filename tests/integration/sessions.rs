@@ -178,3 +178,47 @@ mod aliases {
         assert_eq!(c.resolve_alias(PN, "447700900202").await.unwrap(), None);
     }
 }
+
+/// Defect 11 of #16: a burst of senders to one user each get a turn of their own, in order, a
+/// reservation step apart, from one atomic add each (no optimistic retries).
+#[tokio::test]
+async fn concurrent_senders_to_one_user_reserve_one_turn_each() {
+    use whatsapp_core::policy::{PAIR_RATE_GAP_MS, PAIR_TURN_MARGIN_MS, PAIR_TURN_WINDOW_MS};
+    use whatsapp_core::ports::{SendControl, Turn};
+    let aws = aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let control = whatsapp_aws::DynamoSendControl::new(ddb.clone(), &table(&ddb, "control").await);
+    let user = UserKey {
+        phone_number_id: "106540352242922".into(),
+        user: "US.burst".into(),
+    };
+    let t = now() * 1000;
+    let turns = futures_util::future::join_all(
+        (0..12).map(|_| control.take_pair_turn(&user, t, PAIR_RATE_GAP_MS)),
+    )
+    .await;
+    let mut reserved: Vec<i64> = Vec::new();
+    let mut now_turns = 0;
+    for turn in turns {
+        match turn.unwrap() {
+            Turn::Now => now_turns += 1,
+            Turn::Reserved { at_ms } => reserved.push(at_ms),
+        }
+    }
+    assert_eq!(now_turns, 1, "one sends at once");
+    reserved.sort_unstable();
+    let step = PAIR_RATE_GAP_MS + PAIR_TURN_WINDOW_MS + PAIR_TURN_MARGIN_MS;
+    let expected: Vec<i64> = (0..11)
+        .map(|k| t + PAIR_RATE_GAP_MS + PAIR_TURN_MARGIN_MS + k * step)
+        .collect();
+    assert_eq!(reserved, expected, "one distinct turn each, in order");
+    // Once every turn has passed, the next sender takes one at once.
+    let later = t + PAIR_RATE_GAP_MS + PAIR_TURN_MARGIN_MS + 11 * step;
+    assert_eq!(
+        control
+            .take_pair_turn(&user, later, PAIR_RATE_GAP_MS)
+            .await
+            .unwrap(),
+        Turn::Now
+    );
+}

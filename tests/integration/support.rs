@@ -197,6 +197,14 @@ pub async fn queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
         .expect("queue url")
 }
 
+/// The time in milliseconds, as a Lambda entry point reads it.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -82,6 +82,7 @@ impl<P: SenderPorts> Sender<P> {
             // Sending again after an attempt whose outcome stayed unknown.
             uncertain: t.checkpoint.uncertain || (t.previous.is_some() && !t.checkpoint.unsent),
             slot_at_ms: None,
+            pair_turn_at_ms: t.checkpoint.pair_turn_at_ms,
         })))
     }
 

@@ -4,10 +4,15 @@
 use std::time::Duration;
 
 use whatsapp_core::graph::{SendMessageRequest, SendMessageResponse};
-use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl};
+use whatsapp_core::policy::reserved_turn_usable;
+use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl, Turn};
 
 use crate::outcome::Outcome;
-use crate::step::{Checkpoint, Clock, Ready, Step, delay_seconds, done, stamp};
+use crate::step::{Checkpoint, Clock, MAX_VISIBILITY_S, Ready, Step, done, stamp};
+
+/// A reserved pair-rate turn at most this far away is waited for in process; a later one
+/// through the queue.
+const IN_PROCESS_TURN_WAIT_MS: i64 = 1_500;
 use crate::{Sender, SenderPorts, Transient};
 
 impl<P: SenderPorts> Sender<P> {
@@ -45,19 +50,55 @@ impl<P: SenderPorts> Sender<P> {
                 .await?;
             return Ok(Step::Later { delay_s: Some(1) });
         }
-        // 7. Pair rate: wait through the queue, never in process.
-        if let Some(next) = self
-            .ports
-            .control()
-            .take_pair_turn(&r.user, clock.now_ms(), self.config.pair_gap_ms)
-            .await?
-        {
-            let wait = next - clock.now_ms() + whatsapp_core::jitter_ms(500) as i64;
-            self.hold(&r.key, &r.owner, clock.now_ms() + wait, &unsent)
-                .await?;
-            return Ok(Step::Later {
-                delay_s: Some(delay_seconds(wait)),
-            });
+        // 7. Pair rate: our reserved turn if we hold one still usable, else take or reserve one.
+        // A turn more than a moment away is waited for through the queue, never in process.
+        let reserved = r
+            .pair_turn_at_ms
+            .filter(|&at| reserved_turn_usable(at, clock.now_ms()));
+        let turn_at = match reserved {
+            Some(at) => Some(at),
+            None => match self
+                .ports
+                .control()
+                .take_pair_turn(&r.user, clock.now_ms(), self.config.pair_gap_ms)
+                .await?
+            {
+                Turn::Now => None,
+                Turn::Reserved { at_ms } => Some(at_ms),
+            },
+        };
+        if let Some(at) = turn_at {
+            let wait = at - clock.now_ms();
+            if wait > IN_PROCESS_TURN_WAIT_MS {
+                // Back a little before the turn starts (whole seconds, rounded down), and wait
+                // the rest in process then.
+                let delay_s = u32::try_from(wait / 1000)
+                    .unwrap_or(MAX_VISIBILITY_S)
+                    .clamp(1, MAX_VISIBILITY_S);
+                let cp = Checkpoint {
+                    pair_turn_at_ms: Some(at),
+                    ..unsent
+                };
+                // Held until a second before the redelivery, so that the redelivery finds the
+                // record free whatever the clocks' skew.
+                let until = clock.now_ms() + i64::from(delay_s - 1) * 1000;
+                self.hold(&r.key, &r.owner, until, &cp).await?;
+                return Ok(Step::Later {
+                    delay_s: Some(delay_s),
+                });
+            }
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            if call_budget(deadline_ms, clock.now_ms()).is_none() {
+                let cp = Checkpoint {
+                    pair_turn_at_ms: Some(at),
+                    ..unsent
+                };
+                self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &cp)
+                    .await?;
+                return Ok(Step::Later { delay_s: Some(1) });
+            }
         }
         let Some(request) = SendMessageRequest::for_job(&r.job, Some(&r.callback)) else {
             // Cannot happen: our callback data is 35 bytes.

@@ -92,6 +92,8 @@ impl<P: SenderPorts> Sender<P> {
                 details: None,
                 class: "retry".into(),
             }),
+            // The turn was used; a resend takes a new one.
+            pair_turn_at_ms: None,
         };
         tracing::warn!(phone_number_id = %r.job.phone_number_id, "send outcome unknown; reconciling through status webhooks");
         let wait = self.config.reconcile_after_ms;
@@ -161,6 +163,7 @@ impl<P: SenderPorts> Sender<P> {
             failures,
             last_error: Some(error),
             uncertain: r.uncertain,
+            pair_turn_at_ms: None,
         };
         self.hold(&r.key, &r.owner, now_ms + backoff_ms, &cp)
             .await?;

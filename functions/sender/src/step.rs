@@ -53,6 +53,10 @@ pub(crate) struct Checkpoint {
     /// asks the status webhooks before it sends again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub uncertain: bool,
+    /// The pair-rate turn this job reserved (epoch ms): the next holder sends in it without
+    /// taking another, while it is usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_turn_at_ms: Option<i64>,
 }
 
 impl Checkpoint {
@@ -96,6 +100,8 @@ pub(crate) struct Ready {
     pub uncertain: bool,
     /// When the throughput slot starts (epoch ms).
     pub slot_at_ms: Option<i64>,
+    /// A pair-rate turn reserved by an earlier holder (see [`Checkpoint::pair_turn_at_ms`]).
+    pub pair_turn_at_ms: Option<i64>,
 }
 
 /// The longest visibility asked of SQS: its 12 h cap counts from the receive, so keep a margin

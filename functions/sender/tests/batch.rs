@@ -664,3 +664,69 @@ async fn status_arrives(
         .await
         .unwrap();
 }
+
+/// Defect 11 of #16: a burst to one recipient raced for the same pair-rate turn on every
+/// redelivery, so job k was received about k times and the redrive count could drop it before
+/// its verdict. With reserved turns each waiter has its own: a few receives each, whatever the
+/// burst's size. The queue is simulated: a record given back is received again when its
+/// visibility (or a fresh copy's delay) runs out, in batches of ten.
+#[tokio::test(start_paused = true)]
+async fn a_burst_to_one_recipient_takes_one_turn_each_in_a_few_receives() {
+    const BURST: usize = 30;
+    let s = sender().await;
+    let body = |i: usize| {
+        json!({"version": 1, "idempotency_key": format!("burst{i}"), "phone_number_id": PHONE,
+               "to": {"wa_id": "447700900000"}, "message": {"type": "text", "text": {"body": "hi"}}})
+        .to_string()
+    };
+    // (visible at, job, receives so far)
+    let mut queue: Vec<(i64, usize)> = (0..BURST).map(|i| (NOW_MS, i)).collect();
+    let mut receives = [0u32; BURST];
+    let mut t = NOW_MS;
+    while !queue.is_empty() {
+        t = t.max(queue.iter().map(|q| q.0).min().unwrap_or(t));
+        queue.sort_unstable();
+        let due: Vec<(i64, usize)> = queue
+            .iter()
+            .copied()
+            .filter(|q| q.0 <= t)
+            .take(10)
+            .collect();
+        queue.retain(|q| !due.contains(q));
+        let records: Vec<SqsMessage> = due
+            .iter()
+            .map(|&(_, i)| {
+                receives[i] += 1;
+                let mut m = received(i, body(i), t - NOW_MS, receives[i]);
+                m.receipt_handle = Some(format!("rh-{i}-{}", receives[i]));
+                m
+            })
+            .collect();
+        s.ports.redelivery.delays.lock().unwrap().clear();
+        s.ports.redelivery.requeued.lock().unwrap().clear();
+        let r = s.handle(&records, t, t + 30_000).await;
+        let failed = failures(&r);
+        let delays = s.ports.redelivery.delays.lock().unwrap().clone();
+        for &(_, i) in &due {
+            if failed.contains(&format!("id-{i}")) {
+                let rh = format!("rh-{i}-{}", receives[i]);
+                let d = delays.iter().find(|(h, _)| *h == rh).map_or(180, |d| d.1);
+                queue.push((t + i64::from(d) * 1000, i));
+            }
+        }
+        for (copy, d) in s.ports.redelivery.requeued.lock().unwrap().iter() {
+            let i = (0..BURST).find(|&i| body(i) == *copy).expect("a burst job");
+            queue.push((t + i64::from(*d) * 1000, i));
+        }
+        assert!(t < NOW_MS + 3_600_000, "the burst never drained: {queue:?}");
+    }
+    let verdicts = s.ports.outcomes.bodies();
+    assert_eq!(verdicts.len(), BURST, "one verdict each");
+    assert_eq!(
+        s.ports.graph.calls.load(Ordering::SeqCst),
+        BURST,
+        "one send each"
+    );
+    let most = receives.iter().max().copied().unwrap_or_default();
+    assert!(most <= 3, "receives per job: {receives:?}");
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use whatsapp_core::policy::{PairTurn, pair_turn};
-use whatsapp_core::ports::{QueueError, StoreError, UserKey};
+use whatsapp_core::ports::{QueueError, StoreError, Turn, UserKey};
 
 use crate::lock;
 
@@ -123,13 +123,16 @@ impl whatsapp_core::ports::SendControl for MemorySendControl {
         key: &UserKey,
         now_ms: i64,
         gap_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Turn, StoreError> {
         let mut pairs = lock(&self.pairs);
         match pair_turn(pairs.get(key).copied(), now_ms, gap_ms) {
-            PairTurn::Wait { until_ms } => Ok(Some(until_ms)),
+            PairTurn::Reserve { at_ms, next_at_ms } => {
+                pairs.insert(key.clone(), next_at_ms);
+                Ok(Turn::Reserved { at_ms })
+            }
             PairTurn::Take { next_at_ms } => {
                 pairs.insert(key.clone(), next_at_ms);
-                Ok(None)
+                Ok(Turn::Now)
             }
         }
     }

@@ -4,7 +4,7 @@
 //! | item | attributes | meaning |
 //! |---|---|---|
 //! | `TP#<phone number id>#<slot>` | `sends` N | sends admitted in one 100 ms throughput slot |
-//! | `PAIR#<phone number id>#<user>` | `next_at` N (ms) | when the next message to that user may go |
+//! | `PAIR#<phone number id>#<user>` | `next_at` N (ms) | when the next free turn to that user starts (each reservation pushes it one step) |
 //! | `REACH#<portfolio>#<user>` | `reached_at` N (s) | when the user last took a messaging-limit slot |
 //! | `BUDGET#<portfolio>` | `buckets` M, `version` N | users reached per hour of the moving 24 h |
 //! | `NUM#<phone number id>` | `mps` N, `tier` S, `marketing_paused` BOOL, health fields | the number's limits and health, as the quality poller stores them |
@@ -22,7 +22,7 @@ use whatsapp_core::policy::{
     MessagingTier, PairTurn, REACH_HOURS, ReachBudget, pair_turn, reach_counted,
 };
 use whatsapp_core::ports::{
-    NumberLimits, NumberState, NumberStateStore, Reach, SendControl, StoreError, UserKey,
+    NumberLimits, NumberState, NumberStateStore, Reach, SendControl, StoreError, Turn, UserKey,
 };
 
 /// How many times a contended messaging-limit reservation is retried before giving up (the
@@ -196,37 +196,76 @@ impl SendControl for DynamoSendControl {
         key: &UserKey,
         now_ms: i64,
         gap_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        // pair_turn as one conditional write: take the turn if it is free at `now_ms`.
-        let next = match pair_turn(None, now_ms, gap_ms) {
-            PairTurn::Take { next_at_ms }
-            | PairTurn::Wait {
-                until_ms: next_at_ms,
-            } => next_at_ms,
+    ) -> Result<Turn, StoreError> {
+        // pair_turn as conditional writes: take the turn if it is free at `now_ms`; otherwise
+        // reserve the next one by adding the reservation step to `next_at` (an atomic add: a
+        // burst of waiters gets one turn each, with no optimistic retries). The answer of the
+        // add is the new `next_at`; our turn starts one step before it.
+        let pk = s(format!("PAIR#{}#{}", key.phone_number_id, key.user));
+        let step = match pair_turn(Some(now_ms + 1), now_ms, gap_ms) {
+            PairTurn::Reserve { at_ms, next_at_ms } => next_at_ms.saturating_sub(at_ms),
+            PairTurn::Take { .. } => gap_ms,
         };
-        let out = update_conditionally(
-            &self.client,
-            &self.table,
-            s(format!("PAIR#{}#{}", key.phone_number_id, key.user)),
-            "control.take_pair_turn",
-            "SET next_at = :next, expires_at = :exp",
-            "attribute_not_exists(next_at) OR next_at <= :now",
-            vec![
-                (":next", n(next)),
-                (":now", n(now_ms)),
-                (":exp", n(next / 1000 + 3600)),
-            ],
-        )
-        .await?;
-        if out.applied {
-            return Ok(None);
+        // A turn freed between the two writes: take it (bounded; each round is two writes).
+        for _ in 0..3 {
+            let next = match pair_turn(None, now_ms, gap_ms) {
+                PairTurn::Take { next_at_ms } | PairTurn::Reserve { next_at_ms, .. } => next_at_ms,
+            };
+            let taken = update_conditionally(
+                &self.client,
+                &self.table,
+                pk.clone(),
+                "control.take_pair_turn",
+                "SET next_at = :next, expires_at = :exp",
+                "attribute_not_exists(next_at) OR next_at <= :now",
+                vec![
+                    (":next", n(next)),
+                    (":now", n(now_ms)),
+                    (":exp", n(next / 1000 + 3600)),
+                ],
+            )
+            .await?;
+            if taken.applied {
+                return Ok(Turn::Now);
+            }
+            let seen = taken
+                .item
+                .as_ref()
+                .and_then(|i| num(i, "next_at"))
+                .unwrap_or(now_ms);
+            let reserved = update_conditionally(
+                &self.client,
+                &self.table,
+                pk.clone(),
+                "control.take_pair_turn",
+                "SET next_at = next_at + :step, expires_at = :exp",
+                "next_at > :now",
+                vec![
+                    (":step", n(step)),
+                    (":now", n(now_ms)),
+                    // An hour past the latest turn this writer knows of: later reservations
+                    // push it further.
+                    (":exp", n((seen + step) / 1000 + 3600)),
+                ],
+            )
+            .await?;
+            if reserved.applied {
+                let new_next = reserved
+                    .item
+                    .as_ref()
+                    .and_then(|i| num(i, "next_at"))
+                    .ok_or_else(|| {
+                        StoreError::new("control.take_pair_turn", "no next_at in the answer")
+                    })?;
+                return Ok(Turn::Reserved {
+                    at_ms: new_next - step,
+                });
+            }
         }
-        let stored = out.item.as_ref().and_then(|i| num(i, "next_at"));
-        Ok(Some(match pair_turn(stored, now_ms, gap_ms) {
-            PairTurn::Wait { until_ms } => until_ms,
-            // Freed between our read and the answer: try again at once.
-            PairTurn::Take { .. } => now_ms,
-        }))
+        Err(StoreError::new(
+            "control.take_pair_turn",
+            "the pair's turn kept changing hands",
+        ))
     }
 
     async fn reach(

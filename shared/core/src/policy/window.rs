@@ -147,23 +147,46 @@ pub struct WindowDenial {
 
 /// Meta's pair rate as turns: one message per `gap_ms` from one number to one user. Given when
 /// the next turn is free (`next_at_ms`, stored per pair; `None` when we never sent), a send at
-/// `now_ms` either takes the turn, and the one after is free `gap_ms` later, or waits for it.
+/// `now_ms` either takes the turn now (the one after is free `gap_ms` later), or reserves the
+/// next free turn, to be used within [`PAIR_TURN_WINDOW_MS`] of its start: a burst of waiters
+/// gets one turn each, in order, instead of racing for the same one on every redelivery.
+/// Reserved turns are `gap_ms + PAIR_TURN_WINDOW_MS + PAIR_TURN_MARGIN_MS` apart, so that a
+/// holder sending at the end of its window is still `gap_ms` ahead of the next, and every turn
+/// keeps [`PAIR_TURN_MARGIN_MS`] for the difference in the two requests' way to Meta.
 pub fn pair_turn(next_at_ms: Option<i64>, now_ms: i64, gap_ms: i64) -> PairTurn {
     match next_at_ms {
-        Some(until_ms) if until_ms > now_ms => PairTurn::Wait { until_ms },
+        Some(at_ms) if at_ms > now_ms => PairTurn::Reserve {
+            at_ms,
+            next_at_ms: at_ms + gap_ms + PAIR_TURN_WINDOW_MS + PAIR_TURN_MARGIN_MS,
+        },
         _ => PairTurn::Take {
-            next_at_ms: now_ms + gap_ms,
+            next_at_ms: now_ms + gap_ms + PAIR_TURN_MARGIN_MS,
         },
     }
 }
+
+/// Meta measures the pair rate between its requests' arrivals, not between our decisions: the
+/// one who takes a turn sends after the store's answer, the holder of a reservation straight
+/// away. A turn keeps this much on top of the gap for that difference.
+pub const PAIR_TURN_MARGIN_MS: i64 = 500;
+
+/// Whether a turn reserved at `at_ms` may still be used at `now_ms` (after waiting for its
+/// start, if early). A holder that comes back later reserves a new turn: sending late could
+/// crowd the next holder's.
+pub fn reserved_turn_usable(at_ms: i64, now_ms: i64) -> bool {
+    now_ms <= at_ms + PAIR_TURN_WINDOW_MS
+}
+
+/// How long after its start a reserved turn may be used.
+pub const PAIR_TURN_WINDOW_MS: i64 = 1_500;
 
 /// What [`pair_turn`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairTurn {
     /// Send now; the next turn is free at `next_at_ms`.
     Take { next_at_ms: i64 },
-    /// Wait until `until_ms`; nothing is taken.
-    Wait { until_ms: i64 },
+    /// The turn starting at `at_ms` is ours; the next is free at `next_at_ms`.
+    Reserve { at_ms: i64, next_at_ms: i64 },
 }
 
 /// Meta's pair rate: about one message every 6 s from one business number to one user.
@@ -229,21 +252,39 @@ mod tests {
     }
 
     #[test]
-    fn pair_rate_waits_the_rest_of_the_gap() {
+    fn pair_rate_reserves_the_next_turn_for_each_waiter() {
         let g = PAIR_RATE_GAP_MS;
+        let (w, m) = (PAIR_TURN_WINDOW_MS, PAIR_TURN_MARGIN_MS);
         assert_eq!(
             pair_turn(None, 10_000, g),
-            PairTurn::Take { next_at_ms: 16_000 }
+            PairTurn::Take {
+                next_at_ms: 16_000 + m
+            }
         );
-        // Sent at 10 000: the next turn is at 16 000.
+        // Sent at 10 000: the first waiter gets 16 500, the second the turn after it.
         assert_eq!(
-            pair_turn(Some(16_000), 12_000, g),
-            PairTurn::Wait { until_ms: 16_000 }
+            pair_turn(Some(16_000 + m), 12_000, g),
+            PairTurn::Reserve {
+                at_ms: 16_000 + m,
+                next_at_ms: 22_000 + w + 2 * m
+            }
+        );
+        assert_eq!(
+            pair_turn(Some(22_000 + w + 2 * m), 12_001, g),
+            PairTurn::Reserve {
+                at_ms: 22_000 + w + 2 * m,
+                next_at_ms: 28_000 + 2 * w + 3 * m
+            }
         );
         assert_eq!(
             pair_turn(Some(16_000), 16_000, g),
-            PairTurn::Take { next_at_ms: 22_000 }
+            PairTurn::Take {
+                next_at_ms: 22_000 + m
+            }
         );
+        assert!(reserved_turn_usable(16_000, 15_000), "early: wait for it");
+        assert!(reserved_turn_usable(16_000, 16_000 + w));
+        assert!(!reserved_turn_usable(16_000, 16_001 + w), "lapsed");
     }
 
     proptest! {
@@ -276,24 +317,34 @@ mod tests {
             prop_assert_eq!(allowed, now < T0 + last + CSW_SECONDS);
         }
 
-        /// However sends are attempted, taken turns are never closer than the gap, and a wait
-        /// is never longer than the gap.
+        /// However sends are attempted, and however late within its window each holder of a
+        /// reserved turn sends, no two sends are closer than the gap and the margin; every
+        /// attempt gets a turn.
         #[test]
-        fn pair_turns_are_a_gap_apart(attempts in prop::collection::vec(0i64..20_000, 1..30)) {
+        fn pair_turns_are_a_gap_apart(
+            attempts in prop::collection::vec((0i64..60_000, 0i64..=PAIR_TURN_WINDOW_MS), 1..30),
+        ) {
             let mut attempts = attempts;
             attempts.sort_unstable();
             let mut next = None;
-            let mut taken: Vec<i64> = Vec::new();
-            for now in attempts {
+            let mut sends: Vec<i64> = Vec::new();
+            for (now, late) in attempts {
                 match pair_turn(next, now, PAIR_RATE_GAP_MS) {
                     PairTurn::Take { next_at_ms } => {
-                        taken.push(now);
+                        sends.push(now);
                         next = Some(next_at_ms);
                     }
-                    PairTurn::Wait { until_ms } => prop_assert!(until_ms - now <= PAIR_RATE_GAP_MS),
+                    PairTurn::Reserve { at_ms, next_at_ms } => {
+                        prop_assert!(at_ms > now);
+                        prop_assert!(reserved_turn_usable(at_ms, at_ms + late));
+                        sends.push(at_ms + late);
+                        next = Some(next_at_ms);
+                    }
                 }
             }
-            prop_assert!(taken.windows(2).all(|w| w[1] - w[0] >= PAIR_RATE_GAP_MS));
+            sends.sort_unstable();
+            let least = PAIR_RATE_GAP_MS + PAIR_TURN_MARGIN_MS;
+            prop_assert!(sends.windows(2).all(|w| w[1] - w[0] >= least), "{:?}", sends);
         }
     }
 }

@@ -97,6 +97,16 @@ pub trait AlertSink: Send + Sync {
 pub use crate::policy::Reach;
 
 /// Shared, atomic counters that hold the sender's limits across every concurrent instance.
+/// A pair-rate turn, as [`SendControl::take_pair_turn`] gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Send now.
+    Now,
+    /// The turn starting at `at_ms` (epoch ms) is ours; use it within
+    /// [`crate::policy::PAIR_TURN_WINDOW_MS`] of its start.
+    Reserved { at_ms: i64 },
+}
+
 pub trait SendControl: Send + Sync {
     /// Adds `wanted` to throughput slot `slot` of a number and returns the count after the add.
     fn add_to_slot(
@@ -106,14 +116,14 @@ pub trait SendControl: Send + Sync {
         wanted: u32,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Takes the pair-rate turn for `key` at `now_ms` if the last one is at least `gap_ms` old;
-    /// otherwise returns when the next turn is free (epoch ms) and takes nothing.
+    /// Takes the pair-rate turn for `key` at `now_ms` if it is free, or reserves the next free
+    /// one ([`crate::policy::pair_turn`]), atomically with every other sender.
     fn take_pair_turn(
         &self,
         key: &UserKey,
         now_ms: i64,
         gap_ms: i64,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Turn, StoreError>> + Send;
 
     /// Counts `user` against the portfolio's unique-user budget (`limit` per moving 24 h,
     /// `None` = unlimited), atomically with every other sender.
