@@ -51,7 +51,10 @@ async fn idempotency_records_follow_powertools_semantics() {
         s.begin("job-1", "h1", "a", now_ms, now_ms + 30_000, exp)
             .await
             .unwrap(),
-        Begin::Started { previous: None }
+        Begin::Started {
+            previous: None,
+            generation: Some("a".into())
+        }
     );
     assert_eq!(
         s.begin("job-1", "h1", "b", now_ms + 100, now_ms + 30_100, exp)
@@ -85,8 +88,10 @@ async fn idempotency_records_follow_powertools_semantics() {
             previous: Some(PreviousHold {
                 held_until_ms: now_ms + 30_000,
                 checkpoint: None
-            })
-        }
+            }),
+            generation: Some("a".into()),
+        },
+        "a takeover keeps the generation"
     );
     // A holder that defers leaves a checkpoint; the next takeover consumes it.
     s.checkpoint("job-1", "c", now_ms + 65_000, r#"{"unsent":true}"#)
@@ -111,7 +116,8 @@ async fn idempotency_records_follow_powertools_semantics() {
             previous: Some(PreviousHold {
                 held_until_ms: now_ms + 65_000,
                 checkpoint: Some(r#"{"unsent":true}"#.into())
-            })
+            }),
+            generation: Some("a".into()),
         }
     );
     assert_eq!(
@@ -122,7 +128,8 @@ async fn idempotency_records_follow_powertools_semantics() {
             previous: Some(PreviousHold {
                 held_until_ms: now_ms + 70_000,
                 checkpoint: None
-            })
+            }),
+            generation: Some("a".into()),
         },
         "taking a record over consumes its checkpoint"
     );
@@ -143,7 +150,10 @@ async fn idempotency_records_follow_powertools_semantics() {
         s.begin("job-2", "h2", "a2", now_ms, now_ms + 30_000, exp)
             .await
             .unwrap(),
-        Begin::Started { previous: None }
+        Begin::Started {
+            previous: None,
+            generation: Some("a2".into())
+        }
     );
     assert!(s.release("job-2", "b2").await.is_err(), "not its holder");
     s.release("job-2", "a2").await.unwrap();
@@ -151,20 +161,90 @@ async fn idempotency_records_follow_powertools_semantics() {
         s.begin("job-2", "h2", "b2", now_ms + 1, now_ms + 30_001, exp)
             .await
             .unwrap(),
-        Begin::Started { previous: None }
+        Begin::Started {
+            previous: None,
+            generation: Some("b2".into())
+        }
     );
     // An expired record still in the table (TTL is lazy) counts as absent.
     assert_eq!(
         s.begin("job-3", "h3", "a3", now_ms, now_ms + 1, now() - 10)
             .await
             .unwrap(),
-        Begin::Started { previous: None }
+        Begin::Started {
+            previous: None,
+            generation: Some("a3".into())
+        }
     );
     s.complete("job-3", "a3", None, now() - 10).await.unwrap();
     assert_eq!(
         s.begin("job-3", "h3", "b3", now_ms + 2, now_ms + 30_000, exp)
             .await
             .unwrap(),
-        Begin::Started { previous: None }
+        Begin::Started {
+            previous: None,
+            generation: Some("b3".into())
+        },
+        "#16 defect 14: a key used again after its record expired is a new generation, whose \
+         callback data cannot match the old message's statuses"
     );
+}
+
+/// A record from before generations were stored, taken over: it stays without one, so that its
+/// earlier attempts (whose callback data had none) are still found by the new holder.
+#[tokio::test]
+async fn a_record_from_before_generations_keeps_none_across_takeovers() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use whatsapp_core::ports::Begin;
+    let client = aws_sdk_dynamodb::Client::new(&aws().await);
+    let name = table(&client, "dedupe").await;
+    let s = DynamoDedupeStore::new(client.clone(), &name);
+    let now_ms = now() * 1000;
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", AttributeValue::S("send#1#legacy".into()))
+        .item("record_state", AttributeValue::S("INPROGRESS".into()))
+        .item("payload_hash", AttributeValue::S("h".into()))
+        .item(
+            "in_progress_until",
+            AttributeValue::N((now_ms - 1).to_string()),
+        )
+        .item("expires_at", AttributeValue::N((now() + 3600).to_string()))
+        .item("owner", AttributeValue::S("old".into()))
+        .send()
+        .await
+        .unwrap();
+    let begun = s
+        .begin(
+            "send#1#legacy",
+            "h",
+            "new",
+            now_ms,
+            now_ms + 30_000,
+            now() + 3600,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            begun,
+            Begin::Started {
+                previous: Some(_),
+                generation: None
+            }
+        ),
+        "{begun:?}"
+    );
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key("pk", AttributeValue::S("send#1#legacy".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key("generation"), "{item:?}");
+    assert_eq!(item.get("owner"), Some(&AttributeValue::S("new".into())));
 }

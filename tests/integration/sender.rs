@@ -160,6 +160,27 @@ pub(crate) async fn invoke<G: GraphApi>(
     response
 }
 
+/// The callback data the sender puts on a job's messages: its record key and the record's
+/// generation, read from the dedupe table.
+async fn job_callback(rig: &Rig, key: &str) -> String {
+    let record_key = format!("send#{PHONE}#{key}");
+    let item = aws_sdk_dynamodb::Client::new(&rig.stack.aws)
+        .get_item()
+        .table_name(&rig.resources.dedupe_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(record_key.clone()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    let generation = item.get("generation").and_then(|v| v.as_s().ok());
+    sender::callback_data(&record_key, generation.map(String::as_str))
+}
+
 fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
     r.batch_item_failures
         .iter()
@@ -853,7 +874,7 @@ async fn a_sender_killed_between_graph_call_and_commit_never_sends_twice() {
     )
     .await;
     assert!(killed.is_err(), "the invocation died mid-flight");
-    let callback = sender::callback_data(&format!("send#{PHONE}#k-after"));
+    let callback = job_callback(&rig, "k-after").await;
     assert_eq!(rig.sim.sim.sent_count(&callback), 1);
     // Statuses echo our callback data into the messages table.
     let messages = whatsapp_aws::DynamoMessageStore::new(
@@ -920,7 +941,7 @@ async fn a_sender_killed_between_graph_call_and_commit_never_sends_twice() {
             .len(),
         1
     );
-    let callback = sender::callback_data(&format!("send#{PHONE}#k-before"));
+    let callback = job_callback(&rig, "k-before").await;
     assert_eq!(rig.sim.sim.sent_count(&callback), 0);
     // The window passed with no status: sent, once.
     assert!(

@@ -23,6 +23,8 @@ pub(crate) struct Taken {
     pub key: String,
     pub previous: Option<PreviousHold>,
     pub checkpoint: Checkpoint,
+    /// The record's generation: part of the callback data (see [`callback_data`]).
+    pub generation: Option<String>,
 }
 
 impl<P: SenderPorts> Sender<P> {
@@ -72,8 +74,11 @@ impl<P: SenderPorts> Sender<P> {
                 clock.now_s() + self.config.idempotency_ttl_s,
             )
             .await?;
-        let previous = match begin {
-            Begin::Started { previous } => previous,
+        let (previous, generation) = match begin {
+            Begin::Started {
+                previous,
+                generation,
+            } => (previous, generation),
             Begin::InProgress { until_ms } => {
                 return Ok(Err(Step::Later {
                     delay_s: Some(delay_seconds(until_ms - now_ms)),
@@ -108,6 +113,7 @@ impl<P: SenderPorts> Sender<P> {
             key,
             previous,
             checkpoint,
+            generation,
         }))
     }
 
@@ -166,7 +172,7 @@ impl<P: SenderPorts> Sender<P> {
             return Ok(None);
         }
         let now_ms = clock.now_ms();
-        let callback = callback_data(&t.key);
+        let callback = callback_data(&t.key, t.generation.as_deref());
         if let Some(wamid) = self.ports.messages().find_by_callback(&callback).await? {
             let mut o = Outcome::new(Verdict::Accepted, now_ms);
             o.wamid = Some(wamid);

@@ -72,7 +72,7 @@ impl<P: SenderPorts> Sender<P> {
             return Ok(done(o, None));
         }
         Ok(Step::Ready(Box::new(Ready {
-            callback: callback_data(&t.key),
+            callback: callback_data(&t.key, t.generation.as_deref()),
             job: t.job,
             key: t.key,
             owner: t.owner,

@@ -30,6 +30,8 @@ struct ScriptedGraph {
     script: Mutex<std::collections::VecDeque<Option<GraphCallError>>>,
     /// Every call, whatever its answer.
     calls: AtomicUsize,
+    /// The callback data of every call.
+    callbacks: Mutex<Vec<String>>,
 }
 
 impl GraphApi for ScriptedGraph {
@@ -51,6 +53,12 @@ impl GraphApi for ScriptedGraph {
         _: &str,
     ) -> Result<SendMessageResponse, GraphCallError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.callbacks.lock().unwrap().push(
+            request
+                .biz_opaque_callback_data
+                .unwrap_or_default()
+                .to_owned(),
+        );
         if let Some(e) = self.script.lock().unwrap().pop_front().flatten() {
             return Err(e);
         }
@@ -282,7 +290,7 @@ async fn a_failed_commit_after_meta_accepted_is_reconciled_not_resent() {
     assert_eq!(failures(&r), ["id-0"]);
     assert_eq!(s.ports.graph.sent.load(Ordering::SeqCst), 1);
     // The status webhook arrives with our callback data.
-    let callback = sender::callback_data(&format!("send#{PHONE}#k0"));
+    let callback = s.ports.graph.callbacks.lock().unwrap()[0].clone();
     status_arrives(&s, "wamid.0", StatusKind::Sent, NOW_MS / 1000, &callback).await;
     let r = s.handle(&records, NOW_MS + 400_000, NOW_MS + 430_000).await;
     assert!(r.batch_item_failures.is_empty());
@@ -468,7 +476,7 @@ async fn every_resend_after_an_unknown_attempt_checks_the_statuses_first() {
     t += 11_000;
     s.handle(&records, t, t + 30_000).await; // no status yet: sent again, 503
     // The first attempt's status arrives now, late.
-    let callback = sender::callback_data(&format!("send#{PHONE}#k0"));
+    let callback = s.ports.graph.callbacks.lock().unwrap()[0].clone();
     status_arrives(
         &s,
         "wamid.first",
@@ -729,4 +737,58 @@ async fn a_burst_to_one_recipient_takes_one_turn_each_in_a_few_receives() {
     );
     let most = receives.iter().max().copied().unwrap_or_default();
     assert!(most <= 3, "receives per job: {receives:?}");
+}
+
+/// Defect 14 of #16, second half: a key used again after its record expired reconciled to the
+/// earlier job's message (its statuses carry the same callback data), so the new job was never
+/// sent and got the old wamid as its verdict. The callback data now names the record's
+/// generation.
+#[tokio::test]
+async fn a_key_reused_after_its_record_expired_never_reconciles_to_the_old_message() {
+    use whatsapp_core::webhook::StatusKind;
+    let s = scripted(vec![
+        None,
+        Some(GraphCallError::Timeout { after_send: true }),
+    ])
+    .await;
+    let records = [record(0, job(0))];
+    s.handle(&records, NOW_MS, NOW_MS + 30_000).await;
+    let old = s.ports.graph.callbacks.lock().unwrap()[0].clone();
+    status_arrives(&s, "wamid.0", StatusKind::Delivered, NOW_MS / 1000, &old).await;
+    // Eight days on (the record lives seven), the producer uses the key again; the user wrote.
+    let t = NOW_MS + 8 * 86_400_000;
+    s.ports
+        .stores
+        .sessions
+        .record_inbound(
+            &UserKey {
+                phone_number_id: PHONE.into(),
+                user: "447700900000".into(),
+            },
+            t / 1000 - 60,
+            false,
+        )
+        .await
+        .unwrap();
+    s.handle(&records, t, t + 30_000).await; // ambiguous: no answer
+    let new = s.ports.graph.callbacks.lock().unwrap()[1].clone();
+    assert_ne!(new, old, "a new generation of the key");
+    // The lease lapsed and the reconcile window (10 s here) passed with no status for *this*
+    // generation's message: it is sent again, and its verdict names the new message.
+    let r = s.handle(&records, t + 31_000, t + 61_000).await;
+    assert!(failures(&r).is_empty());
+    let verdicts: Vec<Outcome> = s
+        .ports
+        .outcomes
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    let last = &verdicts[1];
+    assert_eq!(
+        (last.outcome, last.wamid.as_deref(), last.reconciled),
+        (Verdict::Accepted, Some("wamid.1"), false),
+        "not the earlier job's wamid.0"
+    );
 }

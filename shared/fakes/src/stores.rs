@@ -59,6 +59,7 @@ struct Record {
     expires_at: i64,
     result: Option<String>,
     checkpoint: Option<String>,
+    generation: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +93,7 @@ impl DedupeStore for MemoryDedupe {
     ) -> Result<Begin, StoreError> {
         let mut records = lock(&self.records);
         let mut previous = None;
+        let mut generation = Some(owner.to_owned());
         if let Some(r) = records.get(key) {
             let expired = r.expires_at < now_ms.div_euclid(1000);
             let lapsed = !r.done && r.in_progress_until_ms < now_ms && r.hash == hash;
@@ -113,6 +115,7 @@ impl DedupeStore for MemoryDedupe {
                     held_until_ms: r.in_progress_until_ms,
                     checkpoint: r.checkpoint.clone(),
                 });
+                generation = r.generation.clone();
             }
         }
         records.insert(
@@ -125,9 +128,13 @@ impl DedupeStore for MemoryDedupe {
                 expires_at,
                 result: None,
                 checkpoint: None,
+                generation: generation.clone(),
             },
         );
-        Ok(Begin::Started { previous })
+        Ok(Begin::Started {
+            previous,
+            generation,
+        })
     }
 
     async fn checkpoint(

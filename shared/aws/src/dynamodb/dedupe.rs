@@ -9,6 +9,7 @@
 //! | `result` | S | what `complete` stored |
 //! | `checkpoint` | S | what an in-progress holder left for the next one (opaque to the store) |
 //! | `owner` | S | the holder's fencing token: only writes carrying it change the record |
+//! | `generation` | S | the owner token of the holder that created the record: names this use of the key (absent on records from before it was stored) |
 
 use aws_sdk_dynamodb::Client;
 
@@ -27,6 +28,35 @@ impl DynamoDedupeStore {
             client,
             table: table.into(),
         }
+    }
+}
+
+impl DynamoDedupeStore {
+    /// Sets (or, with `None`, removes) the generation of a record we hold.
+    async fn set_generation(
+        &self,
+        key: &str,
+        owner: &str,
+        generation: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .condition_expression("#o = :o")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner));
+        let req = match generation {
+            Some(g) => req
+                .update_expression("SET generation = :g")
+                .expression_attribute_values(":g", s(g)),
+            None => req.update_expression("REMOVE generation"),
+        };
+        req.send()
+            .await
+            .map_err(|e| StoreError::new("dedupe.begin", e))?;
+        Ok(())
     }
 }
 
@@ -68,7 +98,8 @@ impl DedupeStore for DynamoDedupeStore {
             .key("pk", s(key))
             .update_expression(
                 "SET record_state = :in_progress, payload_hash = :h, in_progress_until = :until, \
-                 expires_at = :exp, #o = :o REMOVE checkpoint, #r",
+                 expires_at = :exp, #o = :o, generation = if_not_exists(generation, :o) \
+                 REMOVE checkpoint, #r",
             )
             .expression_attribute_names("#r", "result")
             .expression_attribute_names("#o", "owner")
@@ -93,18 +124,41 @@ impl DedupeStore for DynamoDedupeStore {
             .send()
             .await;
         match res {
-            Ok(out) => Ok(Begin::Started {
-                previous: out.attributes.as_ref().and_then(|old| {
-                    let expired =
-                        num(old, "expires_at").is_some_and(|e| e < now_ms.div_euclid(1000));
-                    (text(old, "record_state").as_deref() == Some("INPROGRESS") && !expired).then(
-                        || PreviousHold {
+            Ok(out) => {
+                let old = out.attributes.as_ref();
+                let expired = old.is_some_and(|old| {
+                    num(old, "expires_at").is_some_and(|e| e < now_ms.div_euclid(1000))
+                });
+                let previous = old.filter(|_| !expired).and_then(|old| {
+                    (text(old, "record_state").as_deref() == Some("INPROGRESS")).then(|| {
+                        PreviousHold {
                             held_until_ms: num(old, "in_progress_until").unwrap_or(0),
                             checkpoint: text(old, "checkpoint"),
-                        },
-                    )
-                }),
-            }),
+                        }
+                    })
+                });
+                // `if_not_exists` kept what the table had. Right for a takeover; a record
+                // that had expired (TTL deletes lag) starts a new generation, and one from
+                // before generations stays without (its attempts' callback data had none).
+                let generation = match old {
+                    None => Some(owner.to_owned()),
+                    Some(_) if expired => {
+                        self.set_generation(key, owner, Some(owner)).await?;
+                        Some(owner.to_owned())
+                    }
+                    Some(old) => match text(old, "generation") {
+                        Some(g) => Some(g),
+                        None => {
+                            self.set_generation(key, owner, None).await?;
+                            None
+                        }
+                    },
+                };
+                Ok(Begin::Started {
+                    previous,
+                    generation,
+                })
+            }
             Err(e) => match condition_failed(&e) {
                 // The fast path returned the existing record: validate its payload hash too.
                 Some(Some(old)) => Ok(

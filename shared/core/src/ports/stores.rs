@@ -48,7 +48,13 @@ pub enum Claim {
 pub enum Begin {
     /// The record is ours: do the work, then `complete` (or `release` on failure).
     /// `previous` is set when we took over an in-progress record whose holder's lease ran out.
-    Started { previous: Option<PreviousHold> },
+    /// `generation` names this use of the key: the owner token of the holder that created the
+    /// record, kept by every takeover and new when the key is used again after its record
+    /// expired. `None` for a record created before generations were stored.
+    Started {
+        previous: Option<PreviousHold>,
+        generation: Option<String>,
+    },
     /// Someone else holds it and their in-progress lease runs until `until_ms`: retry later.
     InProgress { until_ms: i64 },
     /// The work was done; `result` is what `complete` stored.
