@@ -560,3 +560,34 @@ fn the_not_configured_alarm_watches_the_metric_the_refusal_emits() {
     assert_eq!(cw["Dimensions"][0], serde_json::json!(["Function"]));
     assert_eq!(doc["Function"], "webhook");
 }
+
+/// Found by the fuzz run: a timestamp of `i64::MAX` overflowed the window's arithmetic (a panic
+/// in debug builds, a wrapped window in release). A message stamped after we received it is
+/// taken as sent now.
+#[tokio::test]
+async fn a_message_stamped_in_the_far_future_opens_a_window_from_now() {
+    use whatsapp_core::ports::{SessionStore, UserKey};
+    let w = webhook();
+    let body = String::from_utf8(fixture("inbound-text.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ts = v["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = body.replace(&format!("\"{ts}\""), &i64::MAX.to_string());
+    let (resp, tally) = signed(&w, body.as_bytes()).await;
+    assert_eq!((resp.status, tally.applied), (200, 1));
+    // Keyed by the business-scoped id the contact carries.
+    let user = v["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"]
+        .as_str()
+        .unwrap();
+    let key = UserKey {
+        phone_number_id: v["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+            .as_str()
+            .unwrap()
+            .into(),
+        user: user.into(),
+    };
+    let window = w.ports.sessions.window(&key).await.unwrap();
+    assert_eq!(window.csw_expires_at(), Some(NOW_MS / 1000 + 300 + 86_400));
+}

@@ -21,6 +21,9 @@ use crate::webhook::{
     MessagesValue, Metadata, PreferenceValue, StatusKind, UserPreferencesValue,
 };
 
+/// How far ahead of our clock a message's timestamp may be and still be believed.
+const MAX_CLOCK_AHEAD_S: i64 = 300;
+
 /// The error Meta reports when a user stopped marketing messages.
 const MARKETING_STOPPED: i64 = 131_050;
 
@@ -346,6 +349,10 @@ async fn inbound<P: IngestPorts>(
         return publish(ports, foreign::skipped(ctx, item, "message_without_user")).await;
     };
     let key = user_key(metadata, user);
+    // A message cannot have been sent after we received it. Meta's clock and ours may differ a
+    // little; a timestamp further ahead (the fuzz run found `i64::MAX` overflowing the window
+    // arithmetic) is taken as now, so that no bad value opens a window for years.
+    let sent_at = message.timestamp.min(now_ms / 1000 + MAX_CLOCK_AHEAD_S);
     let mut window = WindowState::default();
     let mut keyword = None;
     if message.is_from_user() {
@@ -366,7 +373,7 @@ async fn inbound<P: IngestPorts>(
                 (Some(u), Some(w)) => {
                     ports
                         .contacts()
-                        .record_alias(&metadata.phone_number_id, w, u, message.timestamp)
+                        .record_alias(&metadata.phone_number_id, w, u, sent_at)
                         .await
                 }
                 _ => Ok(()),
@@ -374,19 +381,14 @@ async fn inbound<P: IngestPorts>(
         };
         let keyword_write = async {
             match consent {
-                Some((event, _)) => {
-                    ports
-                        .contacts()
-                        .record_consent(&key, event, message.timestamp)
-                        .await
-                }
+                Some((event, _)) => ports.contacts().record_consent(&key, event, sent_at).await,
                 None => Ok(()),
             }
         };
         let (w, (), ()) = futures_util::future::try_join3(
             ports
                 .sessions()
-                .record_inbound(&key, message.timestamp, message.referral.is_some()),
+                .record_inbound(&key, sent_at, message.referral.is_some()),
             alias,
             keyword_write,
         )

@@ -33,7 +33,7 @@ pub struct WindowState {
 impl WindowState {
     /// End of the customer-service window, if the user ever wrote.
     pub fn csw_expires_at(&self) -> Option<i64> {
-        self.last_inbound_at.map(|t| t + CSW_SECONDS)
+        self.last_inbound_at.map(|t| t.saturating_add(CSW_SECONDS))
     }
 
     /// Whether free-form messages may be sent at `now`.
@@ -43,7 +43,7 @@ impl WindowState {
 
     /// End of the free entry point window, if one was opened.
     pub fn fep_expires_at(&self) -> Option<i64> {
-        self.fep_opened_at.map(|t| t + FEP_SECONDS)
+        self.fep_opened_at.map(|t| t.saturating_add(FEP_SECONDS))
     }
 
     /// Whether messages sent at `now` are free under the free entry point.
@@ -76,7 +76,7 @@ impl WindowState {
         let Some(referral_at) = self.last_referral_at else {
             return self;
         };
-        let within = referral_at <= at && at < referral_at + FEP_REPLY_WITHIN_SECONDS;
+        let within = referral_at <= at && at < referral_at.saturating_add(FEP_REPLY_WITHIN_SECONDS);
         let already_opened_for_this_referral = self.fep_opened_at.is_some_and(|o| o >= referral_at);
         if within && !already_opened_for_this_referral {
             WindowState {
