@@ -78,6 +78,40 @@ impl Simulator {
         Some(fault)
     }
 
+    /// A fault drawn from the configured [`crate::FaultMix`], for sends only.
+    pub(crate) fn mixed_fault(&self, route: FaultRoute) -> Option<Fault> {
+        let mix = self.config().fault_mix?;
+        if route != FaultRoute::Messages {
+            return None;
+        }
+        let fault = |error, hang_after_ms| Fault {
+            route,
+            latency_ms: 0,
+            error,
+            hang_before_ms: None,
+            hang_after_ms,
+            times: Some(1),
+        };
+        let r = self.random();
+        let mut edge = mix.server_error;
+        if r < edge {
+            return Some(fault(Some((503, 2)), None));
+        }
+        edge += mix.throttled;
+        if r < edge {
+            return Some(fault(Some((429, 130_429)), None));
+        }
+        edge += mix.per_user_limit;
+        if r < edge {
+            return Some(fault(Some((400, 131_049)), None));
+        }
+        edge += mix.hang_after;
+        if r < edge {
+            return Some(fault(None, Some(mix.hang_ms)));
+        }
+        None
+    }
+
     pub fn inject_fault(&self, fault: Fault) {
         lock(&self.inner.faults).push(fault);
     }
@@ -571,4 +605,43 @@ async fn messages(
         })
         .collect();
     ok(json!({"count": filtered.len(), "messages": filtered}))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{FaultMix, FaultRoute, SimConfig, Simulator};
+
+    #[tokio::test]
+    async fn the_fault_mix_draws_each_fault_in_its_proportion_and_only_for_sends() {
+        let sim = Simulator::new(SimConfig {
+            seed: 7,
+            fault_mix: Some(FaultMix {
+                server_error: 0.10,
+                throttled: 0.05,
+                hang_after: 0.01,
+                hang_ms: 1,
+                per_user_limit: 0.01,
+                failed_status: 0.005,
+            }),
+            ..SimConfig::default()
+        });
+        let n = 100_000;
+        let (mut s503, mut s429, mut s131049, mut hang) = (0, 0, 0, 0);
+        for _ in 0..n {
+            match sim.mixed_fault(FaultRoute::Messages) {
+                Some(f) if f.error == Some((503, 2)) => s503 += 1,
+                Some(f) if f.error == Some((429, 130_429)) => s429 += 1,
+                Some(f) if f.error == Some((400, 131_049)) => s131049 += 1,
+                Some(f) if f.hang_after_ms.is_some() => hang += 1,
+                Some(f) => panic!("unexpected {f:?}"),
+                None => {}
+            }
+        }
+        let share = |k: i32| f64::from(k) / f64::from(n);
+        assert!((share(s503) - 0.10).abs() < 0.005, "{s503}");
+        assert!((share(s429) - 0.05).abs() < 0.004, "{s429}");
+        assert!((share(s131049) - 0.01).abs() < 0.002, "{s131049}");
+        assert!((share(hang) - 0.01).abs() < 0.002, "{hang}");
+        assert!(sim.mixed_fault(FaultRoute::Templates).is_none());
+    }
 }

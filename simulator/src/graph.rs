@@ -245,7 +245,10 @@ impl Simulator {
         } else {
             serde_json::from_slice(body).unwrap_or(Value::Null)
         };
-        let result = self.run(route, version, headers, body, &json, f).await;
+        let mut injected = false;
+        let result = self
+            .run(route, version, headers, body, &json, f, &mut injected)
+            .await;
         let (status, code, payload) = match result {
             Ok(v) => (200, None, v),
             Err(e) => (e.http, Some(e.code), e.envelope(&self.fbtrace_id())),
@@ -259,6 +262,7 @@ impl Simulator {
                 error_code: code,
                 body: json,
                 at_ms: self.now_ms(),
+                injected,
             },
         );
         (
@@ -268,6 +272,9 @@ impl Simulator {
             .into_response()
     }
 
+    /// The request through version, auth and faults; `faulted` tells whether a fault (other
+    /// than latency) shaped the answer.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         route: FaultRoute,
@@ -276,6 +283,7 @@ impl Simulator {
         body: &[u8],
         json: &Value,
         f: impl FnOnce(&Simulator, &Value) -> Result<Value, GraphError>,
+        faulted: &mut bool,
     ) -> Result<Value, GraphError> {
         let valid_version = version
             .strip_prefix('v')
@@ -310,7 +318,11 @@ impl Simulator {
         if !body.is_empty() && json.is_null() {
             return Err(GraphError::param("The request body is not valid JSON."));
         }
-        let fault = self.take_fault(route);
+        let fault = self.take_fault(route).or_else(|| self.mixed_fault(route));
+        // Latency alone is no fault of the answer.
+        *faulted = fault.as_ref().is_some_and(|f| {
+            f.error.is_some() || f.hang_before_ms.is_some() || f.hang_after_ms.is_some()
+        });
         if let Some(fault) = &fault {
             if fault.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;

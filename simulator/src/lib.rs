@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use control::{Fault, FaultRoute, InboundSpec, PhoneChange};
+
 pub use model::{Delivery, Inbound, Outbound, Priced, RequestRecord, Tier};
 
 /// What the simulator does, and how Meta-like its webhooks are.
@@ -62,6 +63,27 @@ pub struct SimConfig {
     pub rates: Vec<(String, f64)>,
     /// Seed for the duplicate and reorder decisions, so runs are repeatable.
     pub seed: u64,
+    /// Faults drawn at random for sends (on top of injected ones); `None`: none.
+    pub fault_mix: Option<FaultMix>,
+}
+
+/// A seeded mix of faults on `POST /{phone}/messages`, each a probability per request: what
+/// the fault run drives the sender through. Drawn from the simulator's seeded generator (a run
+/// with concurrent callers is repeatable in its proportions, not request by request).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultMix {
+    /// 503 with code 2 (service unavailable), before anything is processed.
+    pub server_error: f64,
+    /// 429 with 130429 (throughput), before anything is processed.
+    pub throttled: f64,
+    /// The message is accepted, then the answer is held this long (the caller times out: the
+    /// ambiguous case).
+    pub hang_after: f64,
+    pub hang_ms: u64,
+    /// 400 with 131049 (per-user marketing limit), synchronously.
+    pub per_user_limit: f64,
+    /// The message is accepted, then fails asynchronously: a `failed` status with 131047.
+    pub failed_status: f64,
 }
 
 /// How webhooks are delivered.
@@ -101,6 +123,7 @@ impl Default for SimConfig {
             pmp_2026_from: Some(1_790_812_800),
             webhooks: WebhookConfig::default(),
             currency: "USD".into(),
+            fault_mix: None,
             rates: vec![
                 ("marketing".into(), 0.025),
                 ("utility".into(), 0.004),

@@ -187,6 +187,8 @@ pub struct RequestRecord {
     pub error_code: Option<i64>,
     pub body: Value,
     pub at_ms: i64,
+    /// The answer was an injected fault (or the fault mix's), not the simulator's own rules.
+    pub injected: bool,
 }
 
 /// A webhook POST the simulator made.

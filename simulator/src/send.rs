@@ -570,7 +570,20 @@ impl Simulator {
         }
         world.pair_last.insert(pair, now_ms);
 
-        let verdict = self.decide(&mut world, &cfg, &phone, &user_id, template.as_ref(), now);
+        let mut verdict = self.decide(&mut world, &cfg, &phone, &user_id, template.as_ref(), now);
+        if verdict.outcome.is_ok()
+            && cfg
+                .fault_mix
+                .as_ref()
+                .is_some_and(|m| self.random() < m.failed_status)
+        {
+            verdict.outcome = Err((
+                131_047,
+                "Re-engagement message",
+                "Message failed to send because more than 24 hours have passed since the customer last replied to this number (injected).",
+            ));
+            verdict.priced = free(&verdict.category);
+        }
         let wamid = world.next_wamid("HBgLMTY1");
         let conv_key = (
             phone_id.to_owned(),

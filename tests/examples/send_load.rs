@@ -35,6 +35,8 @@ use whatsapp_core::ports::{NumberLimits, SessionStore, UserKey};
 
 #[path = "common/counting_proxy.rs"]
 mod counting_proxy;
+#[path = "common/stack.rs"]
+mod stack;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -299,70 +301,13 @@ async fn run_ministack(
     let ddb = aws_sdk_dynamodb::Client::new(&direct);
     let sqs = aws_sdk_sqs::Client::new(&direct);
     let suffix = format!("{}-{}", std::process::id(), now);
-    let mut tables = BTreeMap::new();
-    for t in [
-        "sessions",
-        "contacts",
-        "templates",
-        "messages",
-        "dedupe",
-        "control",
-    ] {
-        let name = format!("load-{t}-{suffix}");
-        let mut req = ddb
-            .create_table()
-            .table_name(&name)
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-            .attribute_definitions(
-                aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                    .build()?,
-            )
-            .key_schema(
-                aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                    .build()?,
-            );
-        if t == "messages" {
-            req = req
-                .attribute_definitions(
-                    aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                        .attribute_name("callback_data")
-                        .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                        .build()?,
-                )
-                .global_secondary_indexes(
-                    aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                        .index_name(whatsapp_aws::CALLBACK_INDEX)
-                        .key_schema(
-                            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                                .attribute_name("callback_data")
-                                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                                .build()?,
-                        )
-                        .projection(
-                            aws_sdk_dynamodb::types::Projection::builder()
-                                .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
-                                .build(),
-                        )
-                        .build()?,
-                );
-        }
-        req.send().await?;
-        tables.insert(t, name);
-    }
+    let tables = stack::tables(&ddb, &format!("load-{suffix}")).await?;
     let mut queues = BTreeMap::new();
     for q in ["send", "dlq", "outcomes"] {
-        let url = sqs
-            .create_queue()
-            .queue_name(format!("load-{q}-{suffix}"))
-            .send()
-            .await?
-            .queue_url
-            .unwrap_or_default();
-        queues.insert(q, url);
+        queues.insert(
+            q,
+            stack::queue(&sqs, &format!("load-{q}-{suffix}"), &[]).await?,
+        );
     }
     let secret_id = format!("load-secret-{suffix}");
     aws_sdk_secretsmanager::Client::new(&direct)

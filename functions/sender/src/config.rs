@@ -53,6 +53,9 @@ pub struct SenderConfig {
     pub queue_max_receives: u32,
     /// `SEND_QUEUE_VISIBILITY_SECONDS` (180, the send queue's `VisibilityTimeout`).
     pub queue_visibility_s: u32,
+    /// Caps every back-off (131049's 24 h included) for runs that compress time, such as the
+    /// fault run. Not read from the environment: `None` in every deployment.
+    pub backoff_cap_ms: Option<i64>,
 }
 
 impl Default for SenderConfig {
@@ -73,6 +76,7 @@ impl Default for SenderConfig {
             queue_retention_s: 345_600,
             queue_max_receives: 20,
             queue_visibility_s: 180,
+            backoff_cap_ms: None,
         }
     }
 }
@@ -108,6 +112,7 @@ impl SenderConfig {
                 .max(2),
             queue_visibility_s: env
                 .parsed_or("SEND_QUEUE_VISIBILITY_SECONDS", d.queue_visibility_s)?,
+            backoff_cap_ms: None,
         })
     }
 }

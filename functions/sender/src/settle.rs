@@ -134,6 +134,10 @@ impl<P: SenderPorts> Sender<P> {
             .map_or(self.config.max_attempts, u32::from)
             .min(self.config.max_attempts);
         let backoff_ms = backoff_ms(c.class, c.action, failures, c.retry_after);
+        let backoff_ms = self
+            .config
+            .backoff_cap_ms
+            .map_or(backoff_ms, |cap| backoff_ms.min(cap));
         let backoff_ms =
             backoff_ms + whatsapp_core::jitter_ms((backoff_ms as u64 / 5).max(1)) as i64;
         let too_late = r
