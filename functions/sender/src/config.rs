@@ -53,8 +53,8 @@ pub struct SenderConfig {
     pub queue_max_receives: u32,
     /// `SEND_QUEUE_VISIBILITY_SECONDS` (180, the send queue's `VisibilityTimeout`).
     pub queue_visibility_s: u32,
-    /// Caps every back-off (131049's 24 h included) for runs that compress time, such as the
-    /// fault run. Not read from the environment: `None` in every deployment.
+    /// Caps every back-off before its jitter (131049's 24 h included) for runs that compress
+    /// time, such as the fault run. Not read from the environment: `None` in every deployment.
     pub backoff_cap_ms: Option<i64>,
 }
 

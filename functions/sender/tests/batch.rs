@@ -792,3 +792,32 @@ async fn a_key_reused_after_its_record_expired_never_reconciles_to_the_old_messa
         "not the earlier job's wamid.0"
     );
 }
+
+/// The fault run compresses time: `backoff_cap_ms` caps 131049's 24 h wait (and every other);
+/// without it the wait is Meta's.
+#[tokio::test]
+async fn a_backoff_cap_compresses_the_day_long_wait_and_only_when_set() {
+    let capped = SenderConfig {
+        backoff_cap_ms: Some(20_000),
+        ..config()
+    };
+    let graph = ScriptedGraph::default();
+    graph
+        .script
+        .lock()
+        .unwrap()
+        .push_back(Some(per_user_limit()));
+    let s = sender_with(graph, capped, 1).await;
+    s.handle(&[received(0, job(0), 60_000, 1)], NOW_MS, NOW_MS + 30_000)
+        .await;
+    let delays = s.ports.redelivery.delays.lock().unwrap().clone();
+    assert!(
+        delays[0].1 <= 24,
+        "the cap, plus up to a fifth of jitter: {delays:?}"
+    );
+    let s = scripted(vec![Some(per_user_limit())]).await;
+    s.handle(&[received(0, job(0), 60_000, 1)], NOW_MS, NOW_MS + 30_000)
+        .await;
+    let delays = s.ports.redelivery.delays.lock().unwrap().clone();
+    assert!(delays[0].1 > 3_600, "{delays:?}");
+}
