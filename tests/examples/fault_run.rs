@@ -14,14 +14,16 @@
 //! The mix: 10 % 503, 5 % 429/130429, 1 % hang after the message is accepted (the caller times
 //! out), 1 % synchronous 131049, 0.5 % accepted then a `failed` status with 131047; 5 % of jobs
 //! enqueued twice; bursts of 30 jobs to one recipient; sender instances killed before the
-//! Graph call, after Meta's 200 (before the commit), and at random points (their task aborted,
-//! so that it writes nothing more; its batch comes back after the queue's visibility); the
+//! Graph call, after Meta's 200 (before the commit), after the commit (before the verdict is
+//! published), after the verdicts are published (before the batch is acknowledged), and at
+//! random points (their task aborted, so that it writes nothing more; its batch comes back
+//! after the queue's visibility); the
 //! webhook aborted mid-request a few times (the simulator retries as Meta does); customers
 //! writing meanwhile. Time is compressed: the queue's visibility is 20 s, the reconcile window
 //! 20 s and every back-off capped at 20 s (131049 asks 24 h).
 //!
 //! `cargo run -p integration-tests --example fault-run -- [jobs] [seed] [kills] [burst]` with
-//! `AWS_ENDPOINT_URL` at ministack (`scripts/test` runs a small one: 300 jobs, 4 kills, bursts
+//! `AWS_ENDPOINT_URL` at ministack (`scripts/test` runs a small one: 300 jobs, 5 kills, bursts
 //! of 10). Exits 1 when any check fails.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -85,19 +87,24 @@ enum KillPoint {
     BeforeCall,
     /// Meta accepted its next message; the instance dies before it commits anything.
     AfterAccept,
-    /// Its task is aborted this many ms into a batch (after the commit, while finishing, or
-    /// anywhere else).
+    /// Its next verdict is committed to the idempotency record; the instance dies before it
+    /// hears so (and before it publishes the verdict).
+    AfterCommit,
+    /// Its next verdicts are on the outcomes queue; the instance dies before it acknowledges
+    /// the batch.
+    WhileFinishing,
+    /// Its task is aborted 0–3 s into a batch, wherever it is.
     Random,
 }
 
-/// The real Graph client, which can be told to make the instance die around its next call.
-struct KillableGraph {
-    inner: GraphHttpClient,
+/// Where one poller's instance is told to die, and how the poller learns it did.
+#[derive(Default)]
+struct Tripwire {
     armed: Mutex<Option<KillPoint>>,
     died: tokio::sync::Notify,
 }
 
-impl KillableGraph {
+impl Tripwire {
     async fn die(&self) -> ! {
         self.died.notify_one();
         std::future::pending::<()>().await;
@@ -114,6 +121,81 @@ impl KillableGraph {
     }
 }
 
+/// The real Graph client, which can be told to make the instance die around its next call.
+struct KillableGraph {
+    inner: GraphHttpClient,
+    trip: Arc<Tripwire>,
+}
+
+/// One poller's way to AWS: forwards to ministack, and makes the instance die right after a
+/// write the kill point names has taken effect (the answer never comes back).
+async fn trip_proxy(upstream: String, trip: Arc<Tripwire>, outcomes_queue: String) -> String {
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    type St = (String, reqwest::Client, Arc<Tripwire>, String);
+    async fn forward(
+        State((upstream, http, trip, outcomes)): State<St>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = String::from_utf8_lossy(&body);
+        let point = if target.ends_with("UpdateItem") && text.contains("COMPLETED") {
+            Some(KillPoint::AfterCommit)
+        } else if target.starts_with("AmazonSQS.SendMessage") && text.contains(&outcomes) {
+            Some(KillPoint::WhileFinishing)
+        } else {
+            None
+        };
+        let mut req = http.request(
+            method,
+            format!(
+                "{upstream}{}",
+                uri.path_and_query().map_or("", |p| p.as_str())
+            ),
+        );
+        for (k, v) in &headers {
+            if k != "host" && k != "content-length" {
+                req = req.header(k, v);
+            }
+        }
+        let answer = match req.body(body).send().await {
+            Ok(r) => {
+                let status = r.status();
+                let mut h = HeaderMap::new();
+                for (k, v) in r.headers() {
+                    if k != "content-length" && k != "transfer-encoding" {
+                        h.insert(k, v.clone());
+                    }
+                }
+                (status, h, r.bytes().await.unwrap_or_default())
+            }
+            Err(_) => (StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::new()),
+        };
+        if answer.0.is_success() && point.is_some_and(|p| trip.take(p)) {
+            trip.die().await;
+        }
+        answer
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(forward).with_state((
+        upstream,
+        reqwest::Client::new(),
+        trip,
+        outcomes_queue,
+    ));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 impl GraphApi for KillableGraph {
     async fn send_message_within(
         &self,
@@ -122,15 +204,15 @@ impl GraphApi for KillableGraph {
         token: &str,
         timeout: Duration,
     ) -> Result<SendMessageResponse, GraphCallError> {
-        if self.take(KillPoint::BeforeCall) {
-            self.die().await;
+        if self.trip.take(KillPoint::BeforeCall) {
+            self.trip.die().await;
         }
         let out = self
             .inner
             .send_message_within(pn, request, token, timeout)
             .await;
-        if out.is_ok() && self.take(KillPoint::AfterAccept) {
-            self.die().await;
+        if out.is_ok() && self.trip.take(KillPoint::AfterAccept) {
+            self.trip.die().await;
         }
         out
     }
@@ -256,7 +338,7 @@ async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     let jobs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
-    let kills: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(24);
+    let kills: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(25);
     // Jobs per burst to one recipient: 30 in the documented run; the pair rate makes a burst
     // of n take n turns of 8 s, so CI's small run uses 10.
     let burst: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(30);
@@ -470,9 +552,11 @@ async fn main() -> Result<(), Error> {
     // Kill plan: `kills` sender deaths spread over the first part of the run.
     let kill_plan: Arc<Mutex<Vec<KillPoint>>> = Arc::new(Mutex::new(
         (0..kills)
-            .map(|k| match k % 3 {
+            .map(|k| match k % 5 {
                 0 => KillPoint::BeforeCall,
                 1 => KillPoint::AfterAccept,
+                2 => KillPoint::AfterCommit,
+                3 => KillPoint::WhileFinishing,
                 _ => KillPoint::Random,
             })
             .collect(),
@@ -548,12 +632,8 @@ async fn main() -> Result<(), Error> {
     // concurrently on this task, as send-load's do.
     let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = Vec::new();
     for p in 0..pollers {
-        let (aws, resources, sim_url, secret_id) = (
-            aws.clone(),
-            resources.clone(),
-            sim.base_url(),
-            secret_id.clone(),
-        );
+        let (resources, sim_url, secret_id) =
+            (resources.clone(), sim.base_url(), secret_id.clone());
         let (sqs, send_url, stop, plan, log, batches) = (
             sqs.clone(),
             send_url.clone(),
@@ -564,17 +644,20 @@ async fn main() -> Result<(), Error> {
         );
         let mut prng = Rng(seed.wrapping_add(p as u64 + 1));
         tasks.push(Box::pin(async move {
+            let trip = Arc::new(Tripwire::default());
+            let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+            let proxy = trip_proxy(upstream, Arc::clone(&trip), resources.outcomes_queue_url.clone()).await;
+            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(proxy).load().await;
             let instance = || {
+                *trip.armed.lock().unwrap() = None;
                 let graph = Arc::new(KillableGraph {
                     inner: GraphHttpClient::new(&GraphHttpConfig { base_url: sim_url.clone(), timeout: Duration::from_secs(5), ..GraphHttpConfig::default() }).expect("graph client"),
-                    armed: Mutex::new(None),
-                    died: tokio::sync::Notify::new(),
+                    trip: Arc::clone(&trip),
                 });
                 let secrets = CachedSecrets::new(SecretsManagerFetcher::new(aws_sdk_secretsmanager::Client::new(&aws), &secret_id), Duration::from_secs(300));
-                let sender = Arc::new(Sender::new(AwsSenderPorts::new(&aws, &resources, ArcGraph(Arc::clone(&graph)), secrets), config()));
-                (sender, graph)
+                Arc::new(Sender::new(AwsSenderPorts::new(&aws, &resources, ArcGraph(graph), secrets), config()))
             };
-            let (mut sender, mut graph) = instance();
+            let mut sender = instance();
             while !stop.load(Ordering::SeqCst) {
                 let Ok(got) = sqs.receive_message().queue_url(&send_url).max_number_of_messages(10).wait_time_seconds(1)
                     .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
@@ -586,14 +669,14 @@ async fn main() -> Result<(), Error> {
                 let n = batches.fetch_add(1, Ordering::SeqCst);
                 let point = (n % kill_every == kill_every - 1).then(|| plan.lock().unwrap().pop()).flatten();
                 if let Some(pt) = point.filter(|p| *p != KillPoint::Random) {
-                    *graph.armed.lock().unwrap() = Some(pt);
+                    *trip.armed.lock().unwrap() = Some(pt);
                 }
                 let t0 = now_ms();
                 let random_ms = prng.below(3_000);
                 // A kill drops the batch's future mid-flight: nothing more is written by it.
                 let outcome = tokio::select! {
                     r = sender.handle(&records, t0, t0 + 30_000) => Some(r),
-                    _ = graph.died.notified() => None,
+                    _ = trip.died.notified() => None,
                     _ = tokio::time::sleep(Duration::from_millis(random_ms)), if point == Some(KillPoint::Random) => None,
                 };
                 let Some(response) = outcome else {
@@ -601,12 +684,12 @@ async fn main() -> Result<(), Error> {
                     // instance.
                     let label = format!("{:?}", point.unwrap_or(KillPoint::Random));
                     *log.by_point.lock().unwrap().entry(label).or_default() += 1;
-                    (sender, graph) = instance();
+                    sender = instance();
                     continue;
                 };
                 // Disarm a kill that found no call to die at (every record deferred).
                 if let Some(pt) = point.filter(|p| *p != KillPoint::Random)
-                    && graph.take(pt)
+                    && trip.take(pt)
                 {
                     plan.lock().unwrap().push(pt);
                 }
