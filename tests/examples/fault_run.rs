@@ -485,24 +485,29 @@ async fn main() -> Result<(), Error> {
     }
     // Let the windows land before replies are sent into them: every first message on the bots'
     // queue (the webhook opened the window before forwarding it).
+    // (A message the webhook handed to the events queue opened its window too: count it.)
     let setup = Instant::now();
-    loop {
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&inbound_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await?;
-        let n: usize = attrs
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if n >= users.len() || setup.elapsed() > Duration::from_secs(600) {
-            break;
+    let depth = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            let name = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(name.clone())
+                .send()
+                .await
+                .ok()
+                .and_then(|a| {
+                    a.attributes()
+                        .and_then(|a| a.get(&name))
+                        .and_then(|v| v.parse::<usize>().ok())
+                })
+                .unwrap_or(0)
         }
+    };
+    while depth(inbound_url.clone()).await + depth(events_url.clone()).await < users.len()
+        && setup.elapsed() < Duration::from_secs(600)
+    {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
@@ -605,6 +610,52 @@ async fn main() -> Result<(), Error> {
                 }
             }
         })
+    };
+
+    // The event processor on the events queue, as its event source mapping runs it: the webhook
+    // puts there what it could not finish inline (an inbound message another, killed, delivery
+    // still holds the forward lease of).
+    let processor = event_processor::Processor {
+        ports: AwsIngestPorts::new(&aws, &ingest),
+        ingest: Default::default(),
+        concurrency: 10,
+    };
+    let processor_loop = {
+        let (sqs, stop, url) = (sqs.clone(), Arc::clone(&stop), events_url.clone());
+        async move {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(got) = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                if got.messages().is_empty() {
+                    continue;
+                }
+                let records: Vec<SqsMessage> = got.messages().iter().map(record).collect();
+                let response = processor.handle(&records, now_ms()).await;
+                let failed: HashSet<&str> = response
+                    .batch_item_failures
+                    .iter()
+                    .map(|f| f.item_identifier.as_str())
+                    .collect();
+                for r in &records {
+                    if !failed.contains(r.message_id.as_deref().unwrap_or_default()) {
+                        let _ = sqs
+                            .delete_message()
+                            .queue_url(&url)
+                            .receipt_handle(r.receipt_handle.clone().unwrap_or_default())
+                            .send()
+                            .await;
+                    }
+                }
+            }
+        }
     };
 
     // Customers keep writing while the jobs go.
@@ -728,10 +779,11 @@ async fn main() -> Result<(), Error> {
         stop.store(true, Ordering::SeqCst);
         run_s
     };
-    let ((), run_s) = tokio::join!(
+    let ((), (), run_s) = tokio::join!(
         async {
             futures_util::future::join_all(tasks).await;
         },
+        processor_loop,
         monitor
     );
     let written = writer.await.unwrap_or_default();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use whatsapp_core::graph::{SendMessageRequest, SendMessageResponse};
-use whatsapp_core::policy::reserved_turn_usable;
+use whatsapp_core::policy::{PAIR_TURN_MARGIN_MS, reserved_turn_usable};
 use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl, Turn};
 
 use crate::outcome::Outcome;
@@ -57,15 +57,25 @@ impl<P: SenderPorts> Sender<P> {
             .filter(|&at| reserved_turn_usable(at, clock.now_ms()));
         let turn_at = match reserved {
             Some(at) => Some(at),
-            None => match self
-                .ports
-                .control()
-                .take_pair_turn(&r.user, clock.now_ms(), self.config.pair_gap_ms)
-                .await?
-            {
-                Turn::Now => None,
-                Turn::Reserved { at_ms } => Some(at_ms),
-            },
+            None => {
+                let asked_at = clock.now_ms();
+                match self
+                    .ports
+                    .control()
+                    .take_pair_turn(&r.user, asked_at, self.config.pair_gap_ms)
+                    .await?
+                {
+                    // Meta measures from our request's arrival: a store slow to answer ate the
+                    // turn's margin, and sending now could crowd the next holder. Come back.
+                    Turn::Now if clock.now_ms() - asked_at > PAIR_TURN_MARGIN_MS / 2 => {
+                        self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &unsent)
+                            .await?;
+                        return Ok(Step::Later { delay_s: Some(1) });
+                    }
+                    Turn::Now => None,
+                    Turn::Reserved { at_ms } => Some(at_ms),
+                }
+            }
         };
         if let Some(at) = turn_at {
             let wait = at - clock.now_ms();
@@ -89,6 +99,12 @@ impl<P: SenderPorts> Sender<P> {
             }
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            // Woken too late (a busy host): the turn has lapsed; take another next time.
+            if !reserved_turn_usable(at, clock.now_ms()) {
+                self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &unsent)
+                    .await?;
+                return Ok(Step::Later { delay_s: Some(1) });
             }
             if call_budget(deadline_ms, clock.now_ms()).is_none() {
                 let cp = Checkpoint {
