@@ -50,6 +50,9 @@ use whatsapp_core::job::SendJob;
 use whatsapp_core::ports::{GraphApi, GraphCallError, MessageStore};
 use whatsapp_fakes::StaticSecrets;
 
+#[path = "common/counting_proxy.rs"]
+#[allow(dead_code)] // only its relay
+mod counting_proxy;
 #[path = "common/stack.rs"]
 mod stack;
 
@@ -154,31 +157,7 @@ async fn trip_proxy(upstream: String, trip: Arc<Tripwire>, outcomes_queue: Strin
         } else {
             None
         };
-        let mut req = http.request(
-            method,
-            format!(
-                "{upstream}{}",
-                uri.path_and_query().map_or("", |p| p.as_str())
-            ),
-        );
-        for (k, v) in &headers {
-            if k != "host" && k != "content-length" {
-                req = req.header(k, v);
-            }
-        }
-        let answer = match req.body(body).send().await {
-            Ok(r) => {
-                let status = r.status();
-                let mut h = HeaderMap::new();
-                for (k, v) in r.headers() {
-                    if k != "content-length" && k != "transfer-encoding" {
-                        h.insert(k, v.clone());
-                    }
-                }
-                (status, h, r.bytes().await.unwrap_or_default())
-            }
-            Err(_) => (StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::new()),
-        };
+        let answer = counting_proxy::relay(&http, &upstream, method, &uri, &headers, body).await;
         if answer.0.is_success() && point.is_some_and(|p| trip.take(p)) {
             trip.die().await;
         }

@@ -133,6 +133,19 @@ async fn forward(
         }
     }
     *counts.0.lock().unwrap().entry(op).or_default() += 1;
+    relay(&http, &upstream, method, &uri, &headers, body).await
+}
+
+/// Forwards one request to `upstream` unchanged (but for the hop-by-hop length headers) and
+/// hands back its answer; 502 when upstream cannot be reached.
+pub async fn relay(
+    http: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, Bytes) {
     let mut req = http.request(
         method,
         format!(
@@ -140,7 +153,7 @@ async fn forward(
             uri.path_and_query().map_or("", |p| p.as_str())
         ),
     );
-    for (k, v) in &headers {
+    for (k, v) in headers {
         if k != "host" && k != "content-length" {
             req = req.header(k, v);
         }
