@@ -65,7 +65,7 @@ async fn list_templates(
         &v,
         &headers,
         b"",
-        |sim, _| sim.list_templates(&id, &q),
+        |sim, _| sim.list_templates(&id, &q, &v),
     )
     .await
 }

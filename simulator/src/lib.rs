@@ -12,6 +12,7 @@
 mod control;
 mod graph;
 mod model;
+mod restrictions;
 mod send;
 mod templates;
 mod webhooks;
@@ -24,6 +25,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use control::{Fault, FaultRoute, InboundSpec, PhoneChange};
+
+pub use restrictions::Restrictions;
 
 pub use model::{Delivery, Inbound, Outbound, Priced, RequestRecord, Tier};
 

@@ -1,6 +1,6 @@
 //! The simulated world: businesses, numbers, templates, users, and what was sent.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -224,6 +224,18 @@ pub struct World {
     pub pair_last: HashMap<(String, String), i64>,
     /// CBP conversations: (phone, user, category) → (id, expires).
     pub conversations: HashMap<(String, String, String), (String, i64)>,
+    /// Per account: the template listing's generation, part of every paging cursor.
+    pub cursor_generation: HashMap<String, u64>,
+    /// Per account: what it is restricted from (see [`crate::restrictions`]).
+    pub restrictions: HashMap<String, crate::restrictions::Restrictions>,
+    /// Users in a marketing experiment group (130472).
+    pub experiment_users: HashSet<String>,
+    /// Per user: the current identity key hash (137000).
+    pub identity_keys: HashMap<String, String>,
+    /// (account, user) → when marketing to the user last failed with 131049.
+    pub marketing_refused: HashMap<(String, String), i64>,
+    /// Per account: marketing sent to a user within 24 h of a 131049 for them.
+    pub excessive_marketing_retries: HashMap<String, u32>,
     pub seq: u64,
     /// This simulator's own part of every wamid. Meta's ids never repeat, so a restarted
     /// simulator must not hand out the ids an earlier one did: a stack kept running across

@@ -451,12 +451,7 @@ impl Simulator {
         let cfg = self.config();
         let now_ms = self.now_ms();
         let now = now_ms / 1000;
-        let version_major: u32 = version
-            .trim_start_matches('v')
-            .split('.')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(25);
+        let version_major = version_major(version);
         let mut world = self.world();
         let phone = world
             .phones
@@ -534,6 +529,8 @@ impl Simulator {
             }
             (None, None) => return Err(GraphError::missing("to")),
         };
+
+        crate::restrictions::refusal(&world, &phone, &user_id, template.as_ref(), body, now)?;
 
         // Throughput: a token bucket of `mps` per number.
         let mps = f64::from(phone.mps.max(1));
@@ -709,6 +706,31 @@ impl Simulator {
             );
         }
         if category == "marketing" {
+            let refused_key = (phone.waba_id.clone(), user_id.to_owned());
+            // Meta asks for 24 h before marketing again to a user it refused with 131049, and
+            // counts sooner attempts against the account.
+            if world
+                .marketing_refused
+                .get(&refused_key)
+                .is_some_and(|&t| now < t + DAY_S)
+            {
+                *world
+                    .excessive_marketing_retries
+                    .entry(phone.waba_id.clone())
+                    .or_default() += 1;
+                return fail(
+                    131049,
+                    "This message was not delivered to maintain healthy ecosystem engagement.",
+                    "Marketing resent to this user within 24 hours of a per-user limit refusal.",
+                );
+            }
+            if world.experiment_users.contains(user_id) {
+                return fail(
+                    130472,
+                    "User's number is part of an experiment",
+                    "Failed to send message because this user's phone number is part of an experiment.",
+                );
+            }
             if user.marketing_stopped {
                 return fail(
                     131050,
@@ -717,6 +739,7 @@ impl Simulator {
                 );
             }
             if user.country == "US" {
+                world.marketing_refused.insert(refused_key, now);
                 return fail(
                     131049,
                     "This message was not delivered to maintain healthy ecosystem engagement.",
@@ -734,6 +757,7 @@ impl Simulator {
                 .marketing_cap_per_user
                 .is_some_and(|cap| user.marketing_received.len() >= cap as usize)
             {
+                world.marketing_refused.insert(refused_key, now);
                 return fail(
                     131049,
                     "This message was not delivered to maintain healthy ecosystem engagement.",
@@ -852,6 +876,16 @@ fn free(category: &str) -> Priced {
         category: category.into(),
         kind: "free_customer_service".into(),
     }
+}
+
+/// The major version of a request path's `vNN.N` (25 when unreadable).
+pub(crate) fn version_major(version: &str) -> u32 {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25)
 }
 
 pub(crate) fn unknown_object(id: &str) -> GraphError {

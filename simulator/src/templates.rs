@@ -294,6 +294,16 @@ impl Simulator {
 
     /// Moves a template to `status` and emits the status-update webhook. A third PAUSED
     /// disables the template, as Meta does.
+    /// Makes every paging cursor handed out for the account's templates invalid (as a deletion
+    /// does), so that the next page asked with one is refused with 131059.
+    pub fn expire_cursors(&self, waba_id: &str) {
+        *self
+            .world()
+            .cursor_generation
+            .entry(waba_id.to_owned())
+            .or_default() += 1;
+    }
+
     pub fn set_template_status(&self, id: &str, status: &str, reason: Option<&str>) -> bool {
         let mut world = self.world();
         let Some(t) = world.templates.get_mut(id) else {
@@ -344,21 +354,43 @@ impl Simulator {
         true
     }
 
+    /// Lists an account's templates in pages. A cursor names the last template of its page
+    /// and the account's listing generation, which a deletion (or [`Simulator::expire_cursors`])
+    /// moves on: from v24.0 an old or unreadable cursor is refused with 131059; before, the
+    /// listing goes on from the template it names.
     pub(crate) fn list_templates(
         &self,
         waba_id: &str,
         q: &std::collections::HashMap<String, String>,
+        version: &str,
     ) -> Result<Value, GraphError> {
         let world = self.world();
         if !world.wabas.contains_key(waba_id) {
             return Err(crate::send::unknown_object(waba_id));
+        }
+        let generation = world.cursor_generation.get(waba_id).copied().unwrap_or(0);
+        let major = crate::send::version_major(version);
+        let cursor = q.get("after").map(|a| {
+            let (id, g) = a.split_once('.').unwrap_or((a.as_str(), ""));
+            (id.parse::<u64>().ok(), g.parse::<u64>().ok())
+        });
+        if major >= 24
+            && let Some((id, g)) = cursor
+            && (id.is_none() || g != Some(generation))
+        {
+            return Err(GraphError::new(
+                400,
+                131059,
+                "Invalid pagination cursor",
+                "The pagination cursor is invalid or expired; list again without it.",
+            ));
         }
         let limit: usize = q
             .get("limit")
             .and_then(|l| l.parse().ok())
             .unwrap_or(25)
             .clamp(1, 100);
-        let after: Option<u64> = q.get("after").and_then(|a| a.parse().ok());
+        let after: Option<u64> = cursor.and_then(|(id, _)| id);
         let all: Vec<&Template> = world
             .templates
             .values()
@@ -374,11 +406,14 @@ impl Simulator {
         let page: Vec<Value> = all.iter().take(limit).map(|t| template_json(t)).collect();
         let mut out = json!({"data": page});
         if let (Some(first), Some(last)) = (all.first(), all.iter().take(limit).next_back()) {
-            out["paging"] = json!({"cursors": {"before": first.id, "after": last.id}});
+            let (before, after) = (
+                format!("{}.{generation}", first.id),
+                format!("{}.{generation}", last.id),
+            );
+            out["paging"] = json!({"cursors": {"before": before, "after": after}});
             if all.len() > limit {
                 out["paging"]["next"] = json!(format!(
-                    "/{waba_id}/message_templates?limit={limit}&after={}",
-                    last.id
+                    "/{waba_id}/message_templates?limit={limit}&after={after}"
                 ));
             }
         }
@@ -440,6 +475,10 @@ impl Simulator {
         world
             .templates
             .retain(|_, t| !(t.waba_id == waba_id && t.name == name));
+        *world
+            .cursor_generation
+            .entry(waba_id.to_owned())
+            .or_default() += 1;
         if world.templates.len() == before {
             return Err(GraphError::param(format!(
                 "Message template \"{name}\" not found."

@@ -338,3 +338,102 @@ async fn the_sync_catches_a_missed_webhook_pages_through_and_reports_rate_limits
         Some("APPROVED")
     );
 }
+
+/// Lists through the real client; after the first page it deletes a template through the real
+/// API, as another tool of the business might meanwhile: Meta's cursors go stale (131059).
+struct DeletesAfterFirstPage<'a> {
+    inner: &'a GraphHttpClient,
+    deleted: std::sync::atomic::AtomicBool,
+}
+
+impl whatsapp_core::ports::TemplateApi for DeletesAfterFirstPage<'_> {
+    async fn create_template(
+        &self,
+        waba_id: &str,
+        t: &whatsapp_core::templates::TemplateSubmission,
+        token: &str,
+    ) -> Result<whatsapp_core::templates::CreatedTemplate, whatsapp_core::ports::GraphCallError>
+    {
+        self.inner.create_template(waba_id, t, token).await
+    }
+
+    async fn edit_template(
+        &self,
+        id: &str,
+        edit: &Value,
+        token: &str,
+    ) -> Result<(), whatsapp_core::ports::GraphCallError> {
+        self.inner.edit_template(id, edit, token).await
+    }
+
+    async fn delete_template(
+        &self,
+        waba_id: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(), whatsapp_core::ports::GraphCallError> {
+        self.inner.delete_template(waba_id, name, token).await
+    }
+
+    async fn list_templates(
+        &self,
+        waba_id: &str,
+        after: Option<&str>,
+        token: &str,
+    ) -> Result<whatsapp_core::templates::TemplatePage, whatsapp_core::ports::GraphCallError> {
+        let page = self.inner.list_templates(waba_id, after, token).await;
+        if !self.deleted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner
+                .delete_template(waba_id, "bulk_000", token)
+                .await
+                .unwrap();
+        }
+        page
+    }
+}
+
+#[tokio::test]
+async fn a_sync_whose_cursor_went_stale_lists_again_from_the_start() {
+    let rig = rig(false).await;
+    for i in 0..150 {
+        rig.sim
+            .sim
+            .seed_template(
+                WABA,
+                json!({"name": format!("bulk_{i:03}"), "language": "en_US", "category": "UTILITY",
+                       "components": [{"type": "BODY", "text": "Notice {{1}} for you.",
+                                        "example": {"body_text": [["x"]]}}]}),
+            )
+            .unwrap();
+    }
+    let api = DeletesAfterFirstPage {
+        inner: &rig.submitter.api,
+        deleted: Default::default(),
+    };
+    let report = whatsapp_core::template_sync::sync_templates(
+        &api,
+        &rig.submitter.store,
+        WABA,
+        "tok",
+        now(),
+    )
+    .await
+    .unwrap();
+    // Page 1 (100), then the stale cursor refused, then the whole listing again (149: one
+    // was deleted) in two pages.
+    assert_eq!(report.restarts, 1);
+    assert_eq!((report.pages, report.seen), (3, 100 + 149));
+    let listed = rig
+        .sim
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/message_templates"))
+        .map(|r| r.error_code)
+        .collect::<Vec<_>>();
+    assert_eq!(listed, vec![None, Some(131059), None, None]);
+    assert_eq!(
+        status_of(&rig, "bulk_149").await.as_deref(),
+        Some("APPROVED")
+    );
+}

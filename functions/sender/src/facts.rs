@@ -5,14 +5,14 @@ use whatsapp_core::gates::{self, Decision, GateSettings, SendFacts};
 use whatsapp_core::job::{Recipient, SendJob};
 use whatsapp_core::policy::Consent;
 use whatsapp_core::ports::{
-    ContactStore, SendControl, SessionStore, TemplateRecord, TemplateStore, UserKey,
+    ContactStore, SendControl, SessionStore, StoreError, TemplateRecord, TemplateStore, UserKey,
 };
 
 use crate::admit::Taken;
 use crate::config::NumberHome;
 use crate::keys::callback_data;
 use crate::outcome::Outcome;
-use crate::step::{Clock, Ready, Step, done, stamp};
+use crate::step::{Checkpoint, Clock, Ready, Step, delay_seconds, done, stamp};
 use crate::{Sender, SenderPorts, Transient};
 
 /// Who the job is for: the key windows and consent are kept under, and the phone-number key a
@@ -26,7 +26,7 @@ struct Recipients {
 
 impl<P: SenderPorts> Sender<P> {
     /// Gates 2–5 for a job whose record we hold.
-    pub(crate) async fn apply_policy(&self, t: Taken, clock: Clock) -> Result<Step, Transient> {
+    pub(crate) async fn apply_policy(&self, mut t: Taken, clock: Clock) -> Result<Step, Transient> {
         let to = self.recipients(&t.job).await?;
         let template = self.template_record(&t.job, &t.home).await?;
         let window = self.ports.sessions().window(&to.user).await?;
@@ -55,12 +55,16 @@ impl<P: SenderPorts> Sender<P> {
         };
         let refusal = match gates::decide(&t.job.message, &facts, now, &settings) {
             Decision::Refuse(r) => Some(r),
-            Decision::Pass {
-                business_initiated: false,
-            } => None,
-            Decision::Pass {
-                business_initiated: true,
-            } => self.reach(&t.job, &t.home, &to.user, now).await?.err(),
+            Decision::Defer { until } => return Ok(self.defer(t, until, clock).await?),
+            Decision::Pass { business_initiated } => {
+                match self.address(&mut t, &to, template.as_ref()).await? {
+                    Err(r) => Some(r),
+                    Ok(()) if business_initiated => {
+                        self.reach(&t.job, &t.home, &to.user, now).await?.err()
+                    }
+                    Ok(()) => None,
+                }
+            }
         };
         if let Some(refusal) = refusal {
             let o = stamp(
@@ -71,7 +75,9 @@ impl<P: SenderPorts> Sender<P> {
             self.complete(&t.key, &t.owner, &o, clock).await?;
             return Ok(done(o, None));
         }
+        let by_phone = to.by_user_id && matches!(t.job.to, Recipient::WaId(_));
         Ok(Step::Ready(Box::new(Ready {
+            by_phone,
             callback: callback_data(&t.key, t.generation.as_deref()),
             job: t.job,
             key: t.key,
@@ -84,6 +90,74 @@ impl<P: SenderPorts> Sender<P> {
             slot_at_ms: None,
             pair_turn_at_ms: t.checkpoint.pair_turn_at_ms,
         })))
+    }
+
+    /// Gate 4b: a job naming a business-scoped id for a template Meta takes only by phone
+    /// number (known from its definition, or from a 131062 an earlier attempt got) goes to the
+    /// phone number we know for the user; without one it is refused.
+    async fn address(
+        &self,
+        t: &mut Taken,
+        to: &Recipients,
+        template: Option<&TemplateRecord>,
+    ) -> Result<Result<(), gates::Refusal>, Transient> {
+        let needs_phone = t.checkpoint.by_phone || gates::needs_phone_number(template);
+        let phone = match (to.by_user_id && needs_phone, &t.job.to) {
+            (true, Recipient::UserId(u)) => {
+                self.ports
+                    .contacts()
+                    .phone_of(&t.job.phone_number_id, u)
+                    .await?
+            }
+            _ => None,
+        };
+        Ok(
+            match gates::addressing(to.by_user_id, needs_phone, phone.is_some()) {
+                Err(r) => Err(r),
+                Ok(gates::Addressing::AsGiven) => Ok(()),
+                Ok(gates::Addressing::PhoneNumber) => {
+                    if let Some(wa_id) = phone {
+                        t.job.to = Recipient::WaId(wa_id);
+                    }
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    /// Marketing to this user waits until `until` (epoch s) after a 131049: hold the record
+    /// until then, or, when the job's `not_after` comes first, give the verdict now.
+    async fn defer(&self, t: Taken, until: i64, clock: Clock) -> Result<Step, StoreError> {
+        let now_ms = clock.now_ms();
+        let until_ms = until.saturating_mul(1000);
+        let uncertain = t.checkpoint.uncertain || (t.previous.is_some() && !t.checkpoint.unsent);
+        if t.job
+            .not_after
+            .is_some_and(|n| n.timestamp_millis() < until_ms)
+        {
+            let mut o = Outcome::refused(
+                &gates::Refusal::Expired {
+                    after_unknown_attempt: uncertain,
+                },
+                now_ms,
+            );
+            o.detail = Some(
+                "not_after comes before marketing to this user may resume (Meta refused marketing to them with 131049 less than 24 h ago)".into(),
+            );
+            let o = stamp(o, &t.job, t.checkpoint.failures);
+            self.complete(&t.key, &t.owner, &o, clock).await?;
+            return Ok(done(o, Some("expired")));
+        }
+        let cp = Checkpoint::unsent(t.checkpoint.failures, uncertain);
+        self.hold(&t.key, &t.owner, until_ms, &cp).await?;
+        tracing::info!(
+            phone_number_id = %t.job.phone_number_id,
+            until,
+            "marketing to this user is held after a 131049; the job waits"
+        );
+        Ok(Step::Later {
+            delay_s: Some(delay_seconds(until_ms - now_ms)),
+        })
     }
 
     /// Windows and consent are kept under the business-scoped id once the user has written

@@ -8,7 +8,7 @@ use std::time::Instant;
 use whatsapp_core::policy::{THROUGHPUT_SLOT_MS, granted, slot_capacity, slot_of};
 use whatsapp_core::ports::{NumberLimits, SendControl, StoreError};
 
-use crate::step::{Checkpoint, Clock, Step, delay_seconds};
+use crate::step::{Clock, Step, delay_seconds};
 use crate::{Sender, SenderPorts, lock};
 
 impl<P: SenderPorts> Sender<P> {
@@ -45,7 +45,7 @@ impl<P: SenderPorts> Sender<P> {
             for i in pending {
                 if let Step::Ready(r) = &steps[i] {
                     let delay = 1_000 + whatsapp_core::jitter_ms(1_000) as i64;
-                    let cp = Checkpoint::unsent(r.failures, r.uncertain);
+                    let cp = r.unsent();
                     steps[i] = match self
                         .hold(&r.key, &r.owner, clock.now_ms() + delay, &cp)
                         .await

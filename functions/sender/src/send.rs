@@ -22,14 +22,15 @@ impl<P: SenderPorts> Sender<P> {
         };
         let key = ready.key.clone();
         let owner = ready.owner.clone();
-        let (failures, uncertain) = (ready.failures, ready.uncertain);
+        let unsent = ready.unsent();
         match self.send(*ready, clock, deadline_ms).await {
             Ok(step) => step,
             Err(e) => {
                 // Nothing was sent: say so, so the retry need not wait for reconciliation.
                 tracing::warn!(error = %e, "transient failure before sending; the record will be retried");
-                let cp = Checkpoint::unsent(failures, uncertain);
-                let _ = self.hold(&key, &owner, clock.now_ms() + 1_000, &cp).await;
+                let _ = self
+                    .hold(&key, &owner, clock.now_ms() + 1_000, &unsent)
+                    .await;
                 Step::Later { delay_s: None }
             }
         }
@@ -43,7 +44,7 @@ impl<P: SenderPorts> Sender<P> {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
-        let unsent = Checkpoint::unsent(r.failures, r.uncertain);
+        let unsent = r.unsent();
         // Too close to the deadline to finish a call: give it back untouched.
         if call_budget(deadline_ms, clock.now_ms()).is_none() {
             self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &unsent)

@@ -3,6 +3,7 @@
 //! Refused by Meta: classify with the shared table, then fail or back off.
 
 use whatsapp_core::graph::{ErrorAction, ErrorClass, SendMessageResponse};
+use whatsapp_core::job::Recipient;
 use whatsapp_core::ports::{ConsentEvent, ContactStore, GraphCallError, SessionStore};
 
 use crate::outcome::{Outcome, OutcomeError, Verdict};
@@ -32,14 +33,15 @@ impl<P: SenderPorts> Sender<P> {
             Err(e) => {
                 let key = r.key.clone();
                 let owner = r.owner.clone();
-                let (failures, uncertain) = (r.failures, r.uncertain);
+                let unsent = r.unsent();
                 match self.failed(r, &e, clock).await {
                     Ok(step) => step,
                     Err(t) => {
                         // Meta refused the message: nothing was sent.
                         tracing::warn!(error = %t, "could not record a Graph API error; the record will be retried");
-                        let cp = Checkpoint::unsent(failures, uncertain);
-                        let _ = self.hold(&key, &owner, clock.now_ms() + 1_000, &cp).await;
+                        let _ = self
+                            .hold(&key, &owner, clock.now_ms() + 1_000, &unsent)
+                            .await;
                         Step::Later { delay_s: None }
                     }
                 }
@@ -94,6 +96,7 @@ impl<P: SenderPorts> Sender<P> {
             }),
             // The turn was used; a resend takes a new one.
             pair_turn_at_ms: None,
+            by_phone: r.by_phone,
         };
         tracing::warn!(phone_number_id = %r.job.phone_number_id, "send outcome unknown; reconciling through status webhooks");
         let wait = self.config.reconcile_after_ms;
@@ -113,6 +116,11 @@ impl<P: SenderPorts> Sender<P> {
         if c.alert {
             tracing::error!(alert = true, code = c.code, action = ?c.action, "Graph API error needs an operator");
         }
+        if c.action == ErrorAction::SendToPhoneNumber
+            && let Some(step) = self.send_by_phone(&r, clock).await?
+        {
+            return Ok(step);
+        }
         if c.class == ErrorClass::Terminal {
             if c.action == ErrorAction::RecordMarketingOptOut {
                 self.ports
@@ -121,11 +129,19 @@ impl<P: SenderPorts> Sender<P> {
                     .await?;
             }
             let mut o = Outcome::new(Verdict::Failed, now_ms);
-            o.reason = Some(terminal_reason(c.action).into());
+            o.reason = Some(c.reason().into());
             o.error = Some(error);
             let o = stamp(o, &r.job, r.failures + 1);
             self.complete(&r.key, &r.owner, &o, clock).await?;
             return Ok(done(o, None));
+        }
+        // Meta counts resends of marketing to this user within 24 h against the account: hold
+        // every marketing job to them, not only this one.
+        if c.action == ErrorAction::HoldUserMarketing {
+            self.ports
+                .contacts()
+                .record_consent(&r.user, ConsentEvent::MarketingHeld, clock.now_s())
+                .await?;
         }
         // Retryable.
         let failures = r.failures + 1;
@@ -168,6 +184,7 @@ impl<P: SenderPorts> Sender<P> {
             last_error: Some(error),
             uncertain: r.uncertain,
             pair_turn_at_ms: None,
+            by_phone: r.by_phone,
         };
         self.hold(&r.key, &r.owner, now_ms + backoff_ms, &cp)
             .await?;
@@ -183,15 +200,35 @@ impl<P: SenderPorts> Sender<P> {
     }
 }
 
-/// The outcome reason of a terminal Graph error, by the side effect the table names.
-fn terminal_reason(action: ErrorAction) -> &'static str {
-    match action {
-        ErrorAction::RequireTemplate => "window_closed",
-        ErrorAction::RecordMarketingOptOut => "marketing_opt_out",
-        ErrorAction::MarkUndeliverable => "undeliverable",
-        ErrorAction::ResyncTemplate => "template_refused",
-        ErrorAction::RefreshToken => "access_token_invalid",
-        _ => "graph_error",
+impl<P: SenderPorts> Sender<P> {
+    /// Meta takes this message only by phone number (131062): when the job named a
+    /// business-scoped id whose phone number we know, the next holder sends it there at once.
+    /// `None` when there is no number to fall back on (the job fails).
+    async fn send_by_phone(&self, r: &Ready, clock: Clock) -> Result<Option<Step>, Transient> {
+        let Recipient::UserId(user_id) = &r.job.to else {
+            return Ok(None);
+        };
+        if r.by_phone
+            || self
+                .ports
+                .contacts()
+                .phone_of(&r.job.phone_number_id, user_id)
+                .await?
+                .is_none()
+        {
+            return Ok(None);
+        }
+        let cp = Checkpoint {
+            by_phone: true,
+            ..r.unsent()
+        };
+        self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &cp)
+            .await?;
+        tracing::info!(
+            phone_number_id = %r.job.phone_number_id,
+            "Meta refused the business-scoped id for this message (131062); sending to the phone number"
+        );
+        Ok(Some(Step::Later { delay_s: Some(1) }))
     }
 }
 

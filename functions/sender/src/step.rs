@@ -57,6 +57,10 @@ pub(crate) struct Checkpoint {
     /// taking another, while it is usable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair_turn_at_ms: Option<i64>,
+    /// Meta refused the business-scoped id for this message (131062): the next holder sends
+    /// to the user's phone number.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_phone: bool,
 }
 
 impl Checkpoint {
@@ -102,6 +106,19 @@ pub(crate) struct Ready {
     pub slot_at_ms: Option<i64>,
     /// A pair-rate turn reserved by an earlier holder (see [`Checkpoint::pair_turn_at_ms`]).
     pub pair_turn_at_ms: Option<i64>,
+    /// The message goes to the user's phone number, not the business-scoped id the job named
+    /// (see [`Checkpoint::by_phone`]).
+    pub by_phone: bool,
+}
+
+impl Ready {
+    /// The checkpoint that gives this job back with nothing sent.
+    pub(crate) fn unsent(&self) -> Checkpoint {
+        Checkpoint {
+            by_phone: self.by_phone,
+            ..Checkpoint::unsent(self.failures, self.uncertain)
+        }
+    }
 }
 
 /// The longest visibility asked of SQS: its 12 h cap counts from the receive, so keep a margin

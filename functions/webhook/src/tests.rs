@@ -174,6 +174,27 @@ async fn an_inbound_message_opens_the_window_and_reaches_the_bots_once() {
 }
 
 #[tokio::test]
+async fn a_message_whose_content_is_unavailable_still_opens_the_window_and_reaches_the_bots() {
+    let w = webhook();
+    let (resp, tally) = signed(&w, &fixture("inbound-unavailable-131060.json")).await;
+    assert_eq!((resp.status, tally.applied), (200, 1));
+    let forwarded = w.ports.inbound.bodies();
+    assert_eq!(
+        forwarded.len(),
+        1,
+        "131060 is an inbound error, not a dropped message"
+    );
+    let event: whatsapp_core::ingest::InboundEvent = serde_json::from_str(&forwarded[0]).unwrap();
+    assert!(event.content_unavailable);
+    assert_eq!(event.message.errors[0].code, 131_060);
+    assert_eq!(event.window_closes_at, Some(1_749_416_383 + 24 * 3600));
+    // Any other message says nothing of it.
+    let w = webhook();
+    signed(&w, &fixture("inbound-text.json")).await;
+    assert!(!w.ports.inbound.bodies()[0].contains("content_unavailable"));
+}
+
+#[tokio::test]
 async fn a_batched_payload_processes_every_entry_change_and_item() {
     let w = webhook();
     let (resp, tally) = signed(&w, &fixture("batched-2-entries-2-changes.json")).await;

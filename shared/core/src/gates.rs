@@ -10,6 +10,8 @@
 //! | 2. consent | `opted_out`, `no_opt_in`, `marketing_opt_out`, `marketing_paused` | [`decide`] |
 //! | 3. window | `window_closed` | [`decide`] |
 //! | 4. template | `template_unknown`, `template_paused`, `template_disabled`, `template_not_approved`, `template_definition_missing`, `template_parameters` | [`decide`] |
+//! | 4b. addressing | `bsuid_not_supported` | [`addressing`]: an OTP authentication template to a business-scoped id goes to the phone number we know, or is refused |
+//! | (hold) | none: a marketing template to a user Meta refused with 131049 in the last 24 h waits until then | [`decide`] ([`Decision::Defer`]) |
 //! | 5. messaging limit | `messaging_limit` | [`messaging_limit`], over the atomic reservation |
 //!
 //! Gates 6 (throughput: [`crate::policy::slot_capacity`], [`crate::policy::granted`]) and 7
@@ -126,11 +128,14 @@ pub enum Refusal {
         limit: u32,
         retry_at: i64,
     },
+    /// The template cannot go to a business-scoped id (131062) and we know no phone number
+    /// for the user.
+    BsuidNotSupported,
 }
 
 impl Refusal {
     /// Every reason a refusal can carry, in gate order.
-    pub const REASONS: [&'static str; 15] = [
+    pub const REASONS: [&'static str; 16] = [
         "unknown_phone_number",
         "expired",
         "idempotency_key_reused",
@@ -146,6 +151,7 @@ impl Refusal {
         "template_definition_missing",
         "template_parameters",
         "messaging_limit",
+        "bsuid_not_supported",
     ];
 
     /// The machine-readable reason of the outcome.
@@ -166,6 +172,7 @@ impl Refusal {
             Refusal::TemplateDefinitionMissing { .. } => "template_definition_missing",
             Refusal::TemplateParameters { .. } => "template_parameters",
             Refusal::MessagingLimit { .. } => "messaging_limit",
+            Refusal::BsuidNotSupported => "bsuid_not_supported",
         }
     }
 
@@ -218,6 +225,7 @@ impl Refusal {
             Refusal::MessagingLimit { limit, retry_at } => format!(
                 "the portfolio reached {limit} unique users outside a service window in 24 h; room again at {retry_at}"
             ),
+            Refusal::BsuidNotSupported => "Meta refuses one-tap, zero-tap and copy-code authentication templates to a business-scoped user id (131062), and no phone number is known for this user".into(),
         }
     }
 }
@@ -305,6 +313,12 @@ pub enum Decision {
     Pass {
         business_initiated: bool,
     },
+    /// The message may go, but not before `until` (epoch s): Meta refused marketing to this
+    /// user with 131049 less than 24 h ago ([`Consent::marketing_held_until`]), and resending
+    /// sooner counts as an excessive retry against the account.
+    Defer {
+        until: i64,
+    },
 }
 
 /// Gates 2–4, in order: consent, window, template.
@@ -315,7 +329,14 @@ pub fn decide(
     settings: &GateSettings,
 ) -> Decision {
     match gates(message, facts, now, settings) {
-        Ok(business_initiated) => Decision::Pass { business_initiated },
+        Ok(business_initiated) => {
+            let marketing = kind_of(message, facts.template)
+                == OutboundKind::Template(TemplateCategoryKind::Marketing);
+            match facts.consent.marketing_held_until(now) {
+                Some(until) if marketing => Decision::Defer { until },
+                _ => Decision::Pass { business_initiated },
+            }
+        }
         Err(r) => Decision::Refuse(r),
     }
 }
@@ -412,6 +433,53 @@ fn template_gate(
             name: name(),
             problems,
         })
+    }
+}
+
+/// Whether Meta refuses this template to a business-scoped user id (131062): an authentication
+/// template with a one-time-password button (every OTP type is one-tap, zero-tap or copy-code).
+pub fn needs_phone_number(template: Option<&TemplateRecord>) -> bool {
+    let Some(record) = template else {
+        return false;
+    };
+    let components = record
+        .components
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok());
+    let (Some(category), Some(components)) = (record.category.as_ref(), components) else {
+        return false;
+    };
+    TemplateCategoryKind::from_category(category) == TemplateCategoryKind::Authentication
+        && TemplateShape::from_definition(
+            record.parameter_format.as_deref(),
+            Some(category),
+            &components,
+        )
+        .buttons
+        .contains(&crate::policy::ButtonShape::Otp)
+}
+
+/// How a message is addressed at the Graph call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// As the job says.
+    AsGiven,
+    /// To the user's phone number instead of the business-scoped id the job named.
+    PhoneNumber,
+}
+
+/// Gate 4b: a job that names a business-scoped id (`by_user_id`) for a message Meta takes only
+/// by phone number (`needs_phone`: [`needs_phone_number`], or Meta answered 131062 before) goes
+/// to the user's phone number if we know it (`phone_known`), and is refused otherwise.
+pub fn addressing(
+    by_user_id: bool,
+    needs_phone: bool,
+    phone_known: bool,
+) -> Result<Addressing, Refusal> {
+    match (by_user_id && needs_phone, phone_known) {
+        (false, _) => Ok(Addressing::AsGiven),
+        (true, true) => Ok(Addressing::PhoneNumber),
+        (true, false) => Err(Refusal::BsuidNotSupported),
     }
 }
 

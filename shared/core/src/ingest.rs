@@ -26,6 +26,8 @@ const MAX_CLOCK_AHEAD_S: i64 = 300;
 
 /// The error Meta reports when a user stopped marketing messages.
 const MARKETING_STOPPED: i64 = 131_050;
+/// The error Meta reports when it did not deliver marketing to a user (per-user limit).
+const MARKETING_LIMITED: i64 = 131_049;
 
 /// The stores and queues ingest writes to.
 pub trait IngestPorts: Send + Sync {
@@ -145,7 +147,14 @@ pub struct InboundEvent {
     /// `opt_out` or `opt_in` when the text was a consent keyword (already recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_keyword: Option<String>,
+    /// Meta has the message but not its content yet (131060: the first message to a number
+    /// also on the WhatsApp Business app); the user wrote all the same, so the window opened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub content_unavailable: bool,
 }
+
+/// The inbound error of a message whose content is not available yet.
+const CONTENT_UNAVAILABLE: i64 = 131_060;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundUser {
@@ -209,16 +218,22 @@ pub fn process<'a, P: IngestPorts>(
                     error: status.errors.first(),
                 };
                 let applied = ports.messages().merge_status(update).await?;
-                let stopped = status.status == StatusKind::Failed
-                    && status.errors.iter().any(|e| e.code == MARKETING_STOPPED);
-                if let (true, Some(user)) = (stopped, status.user_key()) {
+                // A failed status can change what we may send the user next: 131050 is a
+                // marketing stop; 131049 holds marketing to them for 24 h from any job.
+                let failed_with = |code| {
+                    status.status == StatusKind::Failed
+                        && status.errors.iter().any(|e| e.code == code)
+                };
+                let consent = [
+                    (MARKETING_STOPPED, ConsentEvent::MarketingStop),
+                    (MARKETING_LIMITED, ConsentEvent::MarketingHeld),
+                ]
+                .into_iter()
+                .find(|&(code, _)| failed_with(code));
+                if let (Some((_, event)), Some(user)) = (consent, status.user_key()) {
                     ports
                         .contacts()
-                        .record_consent(
-                            &user_key(metadata, user),
-                            ConsentEvent::MarketingStop,
-                            status.timestamp,
-                        )
+                        .record_consent(&user_key(metadata, user), event, status.timestamp)
                         .await?;
                 }
                 Ok(if applied {
@@ -435,6 +450,7 @@ async fn inbound<P: IngestPorts>(
         message: message.clone(),
         window_closes_at: window.csw_expires_at(),
         consent_keyword: keyword,
+        content_unavailable: message.errors.iter().any(|e| e.code == CONTENT_UNAVAILABLE),
     };
     let forwarded = async {
         let body = serde_json::to_string(&event)?;

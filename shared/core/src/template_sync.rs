@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::graph::ErrorAction;
 use crate::ports::{GraphCallError, StoreError, TemplateApi, TemplateStore};
 use crate::templates::TemplateDefinition;
 
@@ -14,7 +15,13 @@ pub struct SyncReport {
     /// Records the sync changed (a status, category or definition we did not have).
     pub updated: usize,
     pub pages: usize,
+    /// Times the listing started over because Meta refused a paging cursor (131059).
+    pub restarts: usize,
 }
+
+/// A sync starts its listing over at most this many times after 131059 (a cursor that went
+/// stale while we paged: templates were deleted meanwhile).
+pub const MAX_SYNC_RESTARTS: usize = 3;
 
 /// A sync stops after this many pages (100 templates each): far above Meta's per-WABA cap.
 pub const MAX_SYNC_PAGES: usize = 100;
@@ -32,9 +39,27 @@ pub async fn sync_templates<A: TemplateApi, S: TemplateStore>(
     let mut report = SyncReport::default();
     let mut after: Option<String> = None;
     loop {
-        let page = api
+        let page = match api
             .list_templates(waba_id, after.as_deref(), access_token)
-            .await?;
+            .await
+        {
+            // Meta no longer takes the cursor (v24+): list again from the start. Storing is
+            // idempotent, so the pages already read are only read again.
+            Err(e)
+                if after.is_some()
+                    && e.classification().action == ErrorAction::RestartListing
+                    && report.restarts < MAX_SYNC_RESTARTS =>
+            {
+                report.restarts += 1;
+                after = None;
+                tracing::info!(
+                    waba_id,
+                    "template listing cursor refused (131059); listing again from the start"
+                );
+                continue;
+            }
+            other => other?,
+        };
         report.pages += 1;
         for t in &page.data {
             report.seen += 1;

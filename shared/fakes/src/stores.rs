@@ -216,6 +216,7 @@ impl ContactStore for MemoryContacts {
             ConsentEvent::OptOut => &mut c.opt_out_at,
             ConsentEvent::MarketingStop => &mut c.marketing_stop_at,
             ConsentEvent::MarketingResume => &mut c.marketing_resume_at,
+            ConsentEvent::MarketingHeld => &mut c.marketing_held_at,
         };
         *slot = Some(slot.map_or(at, |t| t.max(at)));
         Ok(())

@@ -29,6 +29,7 @@ fn attribute(e: ConsentEvent) -> &'static str {
         ConsentEvent::OptOut => "opt_out_at",
         ConsentEvent::MarketingStop => "marketing_stop_at",
         ConsentEvent::MarketingResume => "marketing_resume_at",
+        ConsentEvent::MarketingHeld => "marketing_held_at",
     }
 }
 
@@ -88,6 +89,7 @@ impl ContactStore for DynamoContactStore {
             opt_out_at: num(&i, "opt_out_at"),
             marketing_stop_at: num(&i, "marketing_stop_at"),
             marketing_resume_at: num(&i, "marketing_resume_at"),
+            marketing_held_at: num(&i, "marketing_held_at"),
         }))
     }
 

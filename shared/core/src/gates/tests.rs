@@ -411,9 +411,97 @@ fn every_row_of_the_gate_table_gets_its_verdict() {
         let got = match decide_row(&r) {
             Decision::Pass { .. } => None,
             Decision::Refuse(refusal) => Some(refusal.reason()),
+            Decision::Defer { .. } => Some("deferred"),
         };
         assert_eq!(got, r.want, "{}", r.name);
     }
+}
+
+#[test]
+fn otp_authentication_templates_go_by_phone_number_or_not_at_all() {
+    let otp = TemplateRecord {
+        status: Some(TemplateStatus::Approved),
+        category: Some(TemplateCategory::Authentication),
+        components: Some(
+            json!([{"type": "BODY", "text": "{{1}} is your code"},
+                   {"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "ONE_TAP"}]}])
+            .to_string(),
+        ),
+        ..TemplateRecord::default()
+    };
+    assert!(needs_phone_number(Some(&otp)));
+    let plain_auth = TemplateRecord {
+        components: Some(json!([{"type": "BODY", "text": "{{1}} is your code"}]).to_string()),
+        ..otp.clone()
+    };
+    assert!(!needs_phone_number(Some(&plain_auth)));
+    let utility_with_otp_like_button = TemplateRecord {
+        category: Some(TemplateCategory::Utility),
+        ..otp.clone()
+    };
+    assert!(!needs_phone_number(Some(&utility_with_otp_like_button)));
+    assert!(!needs_phone_number(None));
+
+    assert_eq!(addressing(false, true, false), Ok(Addressing::AsGiven));
+    assert_eq!(addressing(true, false, false), Ok(Addressing::AsGiven));
+    assert_eq!(addressing(true, true, true), Ok(Addressing::PhoneNumber));
+    let refused = addressing(true, true, false).unwrap_err();
+    assert_eq!(refused.reason(), "bsuid_not_supported");
+    assert!(refused.detail().contains("131062"));
+}
+
+#[test]
+fn marketing_waits_24_hours_after_a_131049_from_any_job_and_nothing_else_does() {
+    use TemplateCategory::{Marketing, Utility};
+    let held = Consent {
+        marketing_held_at: Some(NOW - 3_600),
+        ..opted_in()
+    };
+    let marketing = Row {
+        window: closed_window(),
+        consent: held,
+        template: Some(record(TemplateStatus::Approved, Marketing)),
+        ..row("marketing, held", template(1), None)
+    };
+    assert_eq!(
+        decide_row(&marketing),
+        Decision::Defer {
+            until: NOW - 3_600 + 86_400
+        }
+    );
+    // A day after the refusal it goes again.
+    let over = Row {
+        consent: Consent {
+            marketing_held_at: Some(NOW - 86_400),
+            ..opted_in()
+        },
+        ..marketing
+    };
+    assert!(matches!(decide_row(&over), Decision::Pass { .. }));
+    // Utility and free-form are not held; a refusal still wins over the hold.
+    let utility = Row {
+        consent: held,
+        template: Some(record(TemplateStatus::Approved, Utility)),
+        ..row("utility, held", template(1), None)
+    };
+    assert!(matches!(decide_row(&utility), Decision::Pass { .. }));
+    let text_row = Row {
+        consent: held,
+        ..row("free-form, held", text(), None)
+    };
+    assert!(matches!(decide_row(&text_row), Decision::Pass { .. }));
+    let stopped = Row {
+        consent: Consent {
+            marketing_stop_at: Some(NOW - 10),
+            ..held
+        },
+        template: Some(record(TemplateStatus::Approved, Marketing)),
+        ..row("marketing stopped and held", template(1), None)
+    };
+    assert_eq!(
+        decide_row(&stopped),
+        Decision::Refuse(Refusal::MarketingOptOut)
+    );
 }
 
 #[test]
@@ -448,7 +536,12 @@ fn gate_five_refuses_only_when_the_budget_is_used_up() {
 #[test]
 fn the_tables_cover_every_refusal_reason() {
     let mut seen: BTreeSet<&str> = table().iter().filter_map(|r| r.want).collect();
-    seen.extend(["unknown_phone_number", "expired", "messaging_limit"]); // the tests above
+    seen.extend([
+        "unknown_phone_number",
+        "expired",
+        "messaging_limit",
+        "bsuid_not_supported",
+    ]); // the tests above and below
     // Decided from the idempotency record; its detail is the one the sender publishes.
     seen.insert(Refusal::IdempotencyKeyReused.reason());
     let all: BTreeSet<&str> = Refusal::REASONS.into_iter().collect();
@@ -478,11 +571,13 @@ fn business_initiated_passes_must_take_a_messaging_limit_slot() {
 
 fn any_consent() -> impl Strategy<Value = Consent> {
     let t = proptest::option::of(NOW - 1_000..NOW);
-    (t.clone(), t.clone(), t.clone(), t).prop_map(|(a, b, c, d)| Consent {
+    let held = proptest::option::of(NOW - 2 * 86_400..NOW);
+    (t.clone(), t.clone(), t.clone(), t, held).prop_map(|(a, b, c, d, e)| Consent {
         opt_in_at: a,
         opt_out_at: b,
         marketing_stop_at: c,
         marketing_resume_at: d,
+        marketing_held_at: e,
     })
 }
 
@@ -557,6 +652,7 @@ proptest! {
                     let marketing = !matches!(t.category, Some(TemplateCategory::Utility | TemplateCategory::Authentication));
                     if marketing {
                         prop_assert!(!r.consent.marketing_stopped() && !r.consent.opted_out() && !r.paused);
+                        prop_assert!(r.consent.marketing_held_until(NOW).is_none());
                     }
                 }
             }

@@ -68,6 +68,17 @@ pub enum ErrorAction {
     MarkUndeliverable,
     /// Stop sending from this number until an operator looks.
     PauseNumber,
+    /// Meta holds marketing to this user (131049, enforced per account): no marketing template
+    /// to them from any job until the wait has passed.
+    HoldUserMarketing,
+    /// The message cannot go to a business-scoped user id (131062: one-tap, zero-tap and
+    /// copy-code authentication templates): send it to the user's phone number if we know it.
+    SendToPhoneNumber,
+    /// Marketing templates are disabled on the Cloud API for this account (131063): they go
+    /// through the Marketing Messages API, where the number's setting allows.
+    UseMarketingMessages,
+    /// A listing's paging cursor is no longer valid (131059): list again from the start.
+    RestartListing,
 }
 
 /// The verdict for one error code.
@@ -143,19 +154,37 @@ const RULES: &[Rule] = &[
     rule(131008, 131009, P, 0, None, false, A::None),
     rule(131016, 131016, R, 5, None, false, A::None),
     rule(131021, 131021, P, 0, None, false, A::None),
+    rule(130472, 130472, P, 0, None, false, A::None),
+    rule(130497, 130497, P, 0, None, false, A::None),
     rule(131026, 131026, P, 0, None, false, A::MarkUndeliverable),
     rule(131030, 131030, P, 0, None, false, A::None),
     rule(131031, 131031, P, 0, None, true, A::PauseNumber),
+    rule(131037, 131037, P, 0, None, true, A::PauseNumber),
     rule(131042, 131042, P, 0, None, true, A::PauseNumber),
     rule(131045, 131045, P, 0, None, true, A::PauseNumber),
     rule(131047, 131047, P, 0, None, false, A::RequireTemplate),
     rule(131048, 131048, W, 3600, None, true, A::PauseNumber),
-    rule(131049, 131049, W, 24 * 3600, None, false, A::None),
+    rule(
+        131049,
+        131049,
+        W,
+        24 * 3600,
+        None,
+        false,
+        A::HoldUserMarketing,
+    ),
     rule(131050, 131050, P, 0, None, false, A::RecordMarketingOptOut),
     rule(131051, 131051, P, 0, None, false, A::None),
     rule(131052, 131053, R, 10, Some(2), false, A::None),
     rule(131056, 131056, R, 6, None, false, A::BackOffRecipient),
     rule(131057, 131057, R, 60, None, false, A::None),
+    rule(131059, 131059, R, 0, Some(3), false, A::RestartListing),
+    // An inbound error (the first message to a coexistence number): never a send's answer.
+    rule(131060, 131060, P, 0, None, false, A::None),
+    rule(131062, 131062, P, 0, None, false, A::SendToPhoneNumber),
+    rule(131063, 131063, P, 0, None, true, A::UseMarketingMessages),
+    // Lifted after an enforcement period of hours: wait, never retry fast.
+    rule(131064, 131064, W, 6 * 3600, None, true, A::None),
     rule(132000, 132001, P, 0, None, false, A::ResyncTemplate),
     rule(132005, 132005, P, 0, None, false, A::None),
     rule(132007, 132008, P, 0, None, false, A::None),
@@ -165,11 +194,32 @@ const RULES: &[Rule] = &[
     rule(132018, 132018, P, 0, None, false, A::None),
     rule(132068, 132069, W, 3600, None, false, A::None),
     rule(135000, 135000, R, 5, Some(2), false, A::None),
+    rule(137000, 137000, P, 0, None, false, A::None),
 ];
 
 /// The codes the table knows, for tests and documentation.
 pub fn known_codes() -> impl Iterator<Item = (i64, i64)> {
     RULES.iter().map(|r| r.codes)
+}
+
+impl Classification {
+    /// The machine-readable reason a job refused by Meta with this error fails with.
+    pub fn reason(&self) -> &'static str {
+        match (self.action, self.code) {
+            (ErrorAction::RequireTemplate, _) => "window_closed",
+            (ErrorAction::RecordMarketingOptOut, _) => "marketing_opt_out",
+            (ErrorAction::MarkUndeliverable, _) => "undeliverable",
+            (ErrorAction::ResyncTemplate, _) => "template_refused",
+            (ErrorAction::RefreshToken, _) => "access_token_invalid",
+            (ErrorAction::SendToPhoneNumber, _) => "bsuid_not_supported",
+            (ErrorAction::UseMarketingMessages, _) => "marketing_messages_required",
+            (_, 130472) => "experiment_group",
+            (_, 130497) => "country_restricted",
+            (_, 131037) => "display_name_not_approved",
+            (_, 137000) => "identity_key_mismatch",
+            _ => "graph_error",
+        }
+    }
 }
 
 /// What to do about error `code`. An unknown code falls back on the HTTP status: 429 and 5xx
@@ -221,7 +271,16 @@ mod tests {
             (130429, R, A::ThrottleNumber),
             (131056, R, A::BackOffRecipient),
             (131048, W, A::PauseNumber),
-            (131049, W, A::None),
+            (131049, W, A::HoldUserMarketing),
+            (131062, P, A::SendToPhoneNumber),
+            (131063, P, A::UseMarketingMessages),
+            (131064, W, A::None),
+            (131060, P, A::None),
+            (131059, R, A::RestartListing),
+            (130497, P, A::None),
+            (130472, P, A::None),
+            (131037, P, A::PauseNumber),
+            (137000, P, A::None),
             (131050, P, A::RecordMarketingOptOut),
             (131047, P, A::RequireTemplate),
             (131026, P, A::MarkUndeliverable),
@@ -248,6 +307,26 @@ mod tests {
             classify(131049, None).retry_after,
             Duration::from_secs(86_400)
         );
+        // 131064 lifts after hours: never a fast retry, and an operator hears of it.
+        let c = classify(131064, Some(400));
+        assert!(c.retry_after >= Duration::from_secs(3_600) && c.alert);
+        assert!(classify(131063, Some(400)).alert && classify(131037, Some(400)).alert);
+    }
+
+    #[test]
+    fn each_terminal_2026_code_fails_with_its_own_reason() {
+        for (code, reason) in [
+            (131062, "bsuid_not_supported"),
+            (131063, "marketing_messages_required"),
+            (130497, "country_restricted"),
+            (130472, "experiment_group"),
+            (131037, "display_name_not_approved"),
+            (137000, "identity_key_mismatch"),
+            (131047, "window_closed"),
+            (131021, "graph_error"),
+        ] {
+            assert_eq!(classify(code, Some(400)).reason(), reason, "code {code}");
+        }
     }
 
     #[test]

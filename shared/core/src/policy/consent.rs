@@ -11,7 +11,14 @@ pub struct Consent {
     pub opt_out_at: Option<i64>,
     pub marketing_stop_at: Option<i64>,
     pub marketing_resume_at: Option<i64>,
+    /// When Meta last refused marketing to this user with 131049: no marketing template goes
+    /// to them until [`MARKETING_HOLD_S`] later, from any job (Meta enforces excessive retries
+    /// at account level).
+    pub marketing_held_at: Option<i64>,
 }
+
+/// How long marketing to a user waits after a 131049: Meta asks for at least 24 h.
+pub const MARKETING_HOLD_S: i64 = 24 * 3600;
 
 fn later(a: Option<i64>, b: Option<i64>) -> bool {
     match (a, b) {
@@ -40,7 +47,15 @@ impl Consent {
             opt_out_at: max(self.opt_out_at, other.opt_out_at),
             marketing_stop_at: max(self.marketing_stop_at, other.marketing_stop_at),
             marketing_resume_at: max(self.marketing_resume_at, other.marketing_resume_at),
+            marketing_held_at: max(self.marketing_held_at, other.marketing_held_at),
         }
+    }
+
+    /// Until when marketing to this user waits after a 131049 (epoch s), if that is after `now`.
+    pub fn marketing_held_until(&self, now: i64) -> Option<i64> {
+        self.marketing_held_at
+            .map(|t| t.saturating_add(MARKETING_HOLD_S))
+            .filter(|&until| until > now)
     }
 
     /// The user stopped marketing messages and has not resumed them since.
@@ -97,6 +112,23 @@ mod tests {
         };
         assert!(c.opted_in() && !c.opted_out());
         assert!(!Consent::default().opted_in() && !Consent::default().marketing_stopped());
+    }
+
+    #[test]
+    fn a_marketing_hold_lasts_24_hours_from_the_refusal_and_merges_to_the_later() {
+        let c = Consent {
+            marketing_held_at: Some(1_000),
+            ..Consent::default()
+        };
+        assert_eq!(c.marketing_held_until(1_000), Some(1_000 + 86_400));
+        assert_eq!(c.marketing_held_until(1_000 + 86_399), Some(87_400));
+        assert_eq!(c.marketing_held_until(1_000 + 86_400), None);
+        let later = Consent {
+            marketing_held_at: Some(5_000),
+            ..Consent::default()
+        };
+        assert_eq!(c.merged(&later).marketing_held_at, Some(5_000));
+        assert_eq!(Consent::default().marketing_held_until(0), None);
     }
 
     proptest! {

@@ -142,6 +142,8 @@ pub enum ConsentEvent {
     MarketingStop,
     /// The user resumed marketing messages.
     MarketingResume,
+    /// Meta refused marketing to the user with 131049 (see [`Consent::marketing_held_at`]).
+    MarketingHeld,
 }
 
 /// Consent records and the phone-number → business-scoped-id alias.
