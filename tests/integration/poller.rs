@@ -186,7 +186,9 @@ async fn a_drop_to_red_alerts_pauses_marketing_lowers_limits_and_recovers() {
         (alert["marketing_paused"].as_bool(), alert["mps"].as_u64()),
         (Some(true), Some(80))
     );
-    assert_eq!(alert["tier_projection"]["downgrade_risk"], true);
+    // RED blocks the upgrade; since 7 Oct 2025 it no longer lowers the limit.
+    assert_eq!(alert["tier_projection"]["upgrade_on_track"], false);
+    assert!(alert["tier_projection"].get("downgrade_risk").is_none());
     let limits = p.control.number_limits(PHONE).await.unwrap();
     assert_eq!(
         (

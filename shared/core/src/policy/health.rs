@@ -93,10 +93,11 @@ pub fn health_changes(old: Option<&NumberHealth>, new: &NumberHealth) -> Vec<Hea
         .collect()
 }
 
-/// Where the portfolio's messaging tier is heading, by the reference's rules: an upgrade needs
-/// the number CONNECTED, quality GREEN or YELLOW (medium or high), and unique users reached in the
-/// last 7 days of at least half the current limit; low quality or a flagged or restricted number
-/// threatens a downgrade.
+/// Where the portfolio's messaging tier is heading, by the rules in force since 7 Oct 2025
+/// (reference §6a): Meta evaluates upgrades about every 6 h; an upgrade needs the number
+/// CONNECTED, quality GREEN or YELLOW (medium or high), and unique users reached in the last 7
+/// days of at least half the current limit. Limits are no longer lowered for low quality, so
+/// there is no downgrade to project: low quality only blocks the upgrade (and pauses templates).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierProjection {
     pub current: String,
@@ -109,8 +110,13 @@ pub struct TierProjection {
     pub upgrade_on_track: bool,
     /// What stands in the way of an upgrade.
     pub blockers: Vec<String>,
-    pub downgrade_risk: bool,
+    /// When on track: Meta's next evaluation, and so the upgrade, is at most this far away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_expected_within_s: Option<u64>,
 }
+
+/// How often Meta evaluates a portfolio for a higher messaging limit (about every 6 h).
+pub const UPGRADE_EVALUATION_INTERVAL_S: u64 = 6 * 3600;
 
 pub fn project_tier(h: &NumberHealth, reached_7d: u64) -> TierProjection {
     let tier = h.messaging_tier();
@@ -139,12 +145,8 @@ pub fn project_tier(h: &NumberHealth, reached_7d: u64) -> TierProjection {
         reached_7d,
         needed_7d: needed,
         upgrade_on_track: blockers.is_empty(),
+        upgrade_expected_within_s: blockers.is_empty().then_some(UPGRADE_EVALUATION_INTERVAL_S),
         blockers,
-        downgrade_risk: h.quality.eq_ignore_ascii_case("RED")
-            || matches!(
-                h.status.to_ascii_uppercase().as_str(),
-                "FLAGGED" | "RESTRICTED"
-            ),
     }
 }
 
@@ -191,6 +193,7 @@ mod tests {
     fn the_tier_projection_follows_the_reference() {
         let p = project_tier(&health("GREEN", "CONNECTED", "TIER_2K"), 1_000);
         assert!(p.upgrade_on_track, "{p:?}");
+        assert_eq!(p.upgrade_expected_within_s, Some(6 * 3600));
         assert_eq!(
             (p.next.as_deref(), p.needed_7d),
             (Some("TIER_10K"), Some(1_000))
@@ -199,7 +202,9 @@ mod tests {
         assert!(!p.upgrade_on_track);
         let p = project_tier(&health("RED", "FLAGGED", "TIER_10K"), 10_000);
         assert_eq!(p.blockers.len(), 2);
-        assert!(p.downgrade_risk);
+        // Since 7 Oct 2025 RED blocks the upgrade and lowers nothing: no downgrade is projected.
+        assert_eq!(p.upgrade_expected_within_s, None);
+        assert!(!serde_json::to_string(&p).unwrap().contains("downgrade"));
         let p = project_tier(&health("GREEN", "CONNECTED", "TIER_UNLIMITED"), 0);
         assert_eq!(
             (p.next, p.needed_7d, p.upgrade_on_track),
