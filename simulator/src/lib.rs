@@ -26,9 +26,7 @@ use serde_json::{Value, json};
 
 pub use control::{Fault, FaultRoute, InboundSpec, PhoneChange};
 
-pub use restrictions::Restrictions;
-
-pub use model::{Delivery, Inbound, Outbound, Priced, RequestRecord, Tier};
+pub use model::{Delivery, Inbound, Outbound, Priced, RequestRecord, Restrictions, Tier};
 
 /// What the simulator does, and how Meta-like its webhooks are.
 #[derive(Debug, Clone)]

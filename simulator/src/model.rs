@@ -201,6 +201,17 @@ pub struct Delivery {
     pub status: Option<u16>,
 }
 
+/// What an account is restricted from.
+#[derive(Debug, Clone, Default)]
+pub struct Restrictions {
+    /// Marketing templates must go through the Marketing Messages API (131063).
+    pub marketing_on_cloud_disabled: bool,
+    /// Until when (epoch s) templates are refused for classification violations (131064).
+    pub classification_hold_until: Option<i64>,
+    /// ISO countries the account may not message (130497).
+    pub barred_countries: std::collections::BTreeSet<String>,
+}
+
 /// The whole simulated state.
 #[derive(Debug, Default)]
 pub struct World {
@@ -226,8 +237,8 @@ pub struct World {
     pub conversations: HashMap<(String, String, String), (String, i64)>,
     /// Per account: the template listing's generation, part of every paging cursor.
     pub cursor_generation: HashMap<String, u64>,
-    /// Per account: what it is restricted from (see [`crate::restrictions`]).
-    pub restrictions: HashMap<String, crate::restrictions::Restrictions>,
+    /// Per account: what it is restricted from.
+    pub restrictions: HashMap<String, Restrictions>,
     /// Users in a marketing experiment group (130472).
     pub experiment_users: HashSet<String>,
     /// Per user: the current identity key hash (137000).

@@ -13,23 +13,10 @@
 //! | 130472 | (a failed status) a marketing template reaches a user in an experiment group |
 //! | 131049 | (a failed status) marketing again to a user within 24 h of a 131049: counted as an excessive retry |
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
-use crate::model::{Phone, Template, World};
+use crate::model::{Phone, Restrictions, Template, World};
 use crate::{GraphError, Simulator};
-
-/// What an account is restricted from.
-#[derive(Debug, Clone, Default)]
-pub struct Restrictions {
-    /// Marketing templates must go through the Marketing Messages API (131063).
-    pub marketing_on_cloud_disabled: bool,
-    /// Until when (epoch s) templates are refused for classification violations (131064).
-    pub classification_hold_until: Option<i64>,
-    /// ISO countries the account may not message (130497).
-    pub barred_countries: BTreeSet<String>,
-}
 
 /// The synchronous refusals, in the order Meta's checks are assumed to run: the number, the
 /// account, then the recipient.

@@ -27,6 +27,23 @@ pub(crate) fn validate_definition(body: &Value, category_required: bool) -> Resu
             None => return Err(GraphError::missing("category")),
         }
     }
+    // Time-to-live (reference §6f): authentication 30 s–15 min, utility 30 s–12 h; marketing
+    // 12 h–30 days (partners' copies of Meta's reference).
+    if let Some(ttl) = body.get("message_send_ttl_seconds") {
+        let range = match body.get("category").and_then(Value::as_str) {
+            Some("AUTHENTICATION") => Some((30, 900)),
+            Some("UTILITY") => Some((30, 43_200)),
+            Some("MARKETING") => Some((43_200, 2_592_000)),
+            _ => None,
+        };
+        if let Some((lo, hi)) = range
+            && ttl.as_i64().is_none_or(|t| t < lo || t > hi)
+        {
+            return Err(GraphError::param(format!(
+                "Param message_send_ttl_seconds must be between {lo} and {hi} for this category."
+            )));
+        }
+    }
     let named = match body.get("parameter_format").and_then(Value::as_str) {
         None | Some("POSITIONAL") => false,
         Some("NAMED") => true,
@@ -93,10 +110,41 @@ pub(crate) fn validate_definition(body: &Value, category_required: bool) -> Resu
         if buttons.is_empty() || buttons.len() > 10 {
             return Err(GraphError::param("A template has 1 to 10 buttons."));
         }
-        if count("URL") > 2 || count("PHONE_NUMBER") > 1 || count("COPY_CODE") > 1 {
+        const TYPES: &[&str] = &[
+            "QUICK_REPLY",
+            "URL",
+            "PHONE_NUMBER",
+            "VOICE_CALL",
+            "REQUEST_CONTACT_INFO",
+            "COPY_CODE",
+            "OTP",
+            "FLOW",
+            "CATALOG",
+            "MPM",
+            "SPM",
+        ];
+        if let Some(other) = buttons
+            .iter()
+            .filter_map(|x| x["type"].as_str())
+            .find(|t| !TYPES.contains(t))
+        {
+            return Err(GraphError::param(format!("Unknown button type {other}.")));
+        }
+        if count("URL") > 2
+            || count("PHONE_NUMBER") > 1
+            || count("COPY_CODE") > 1
+            || count("VOICE_CALL") > 1
+            || count("REQUEST_CONTACT_INFO") > 1
+        {
             return Err(GraphError::param(
-                "At most 2 URL, 1 PHONE_NUMBER and 1 COPY_CODE buttons.",
+                "At most 2 URL, 1 PHONE_NUMBER, 1 VOICE_CALL, 1 REQUEST_CONTACT_INFO and 1 COPY_CODE buttons.",
             ));
+        }
+        if buttons
+            .iter()
+            .any(|x| x["type"].as_str() == Some("VOICE_CALL") && text_of(x).is_empty())
+        {
+            return Err(GraphError::missing("buttons[VOICE_CALL].text"));
         }
         if buttons.iter().any(|x| text_of(x).chars().count() > 25) {
             return Err(GraphError::param(

@@ -197,3 +197,51 @@ async fn a_template_listing_cursor_goes_stale_when_a_template_is_deleted() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn template_ttl_and_the_2026_button_types_follow_meta_s_rules() {
+    let h = Harness::new().await;
+    let create = |name: &str, category: &str, ttl: Option<i64>, buttons: serde_json::Value| {
+        let mut v = json!({"name": name, "language": "en_US", "category": category,
+            "components": [{"type": "BODY", "text": "Your order is ready."},
+                           {"type": "BUTTONS", "buttons": buttons}]});
+        if let Some(t) = ttl {
+            v["message_send_ttl_seconds"] = json!(t);
+        }
+        v
+    };
+    let path = format!("{WABA}/message_templates");
+    let qr = json!([{"type": "QUICK_REPLY", "text": "Ok"}]);
+    let (s, _) = h
+        .post(&path, create("u1", "UTILITY", Some(43_200), qr.clone()))
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = h
+        .post(&path, create("u2", "UTILITY", Some(43_201), qr.clone()))
+        .await;
+    assert_eq!((s, code(&b)), (400, Some(100)), "{b}");
+    let otp = json!([{"type": "OTP", "otp_type": "COPY_CODE"}]);
+    let (s, b) = h
+        .post(&path, create("a1", "AUTHENTICATION", Some(901), otp))
+        .await;
+    assert_eq!((s, code(&b)), (400, Some(100)), "{b}");
+    let calls =
+        json!([{"type": "VOICE_CALL", "text": "Call us"}, {"type": "REQUEST_CONTACT_INFO"}]);
+    let (s, b) = h.post(&path, create("m1", "MARKETING", None, calls)).await;
+    assert_eq!(s, 200, "{b}");
+    let two = json!([{"type": "VOICE_CALL", "text": "a"}, {"type": "VOICE_CALL", "text": "b"}]);
+    let (s, _) = h.post(&path, create("m2", "MARKETING", None, two)).await;
+    assert_eq!(s, 400);
+    let (s, _) = h
+        .post(
+            &path,
+            create(
+                "m3",
+                "MARKETING",
+                None,
+                json!([{"type": "TELEPORT", "text": "x"}]),
+            ),
+        )
+        .await;
+    assert_eq!(s, 400);
+}

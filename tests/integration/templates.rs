@@ -339,6 +339,32 @@ async fn the_sync_catches_a_missed_webhook_pages_through_and_reports_rate_limits
     );
 }
 
+#[tokio::test]
+async fn a_send_ttl_and_the_2026_button_types_are_checked_locally_then_submitted() {
+    let rig = rig(true).await;
+    let mut too_long = order_update("ttl_too_long");
+    too_long["message_send_ttl_seconds"] = json!(43_201);
+    let r = call(&rig, "POST", &format!("/templates/{WABA}"), too_long).await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(r.body["violations"][0]["code"], "ttl_range");
+    assert_eq!(r.body["violations"][0]["path"], "message_send_ttl_seconds");
+    assert!(rig.sim.sim.requests().is_empty(), "nothing reached Meta");
+
+    let mut good = order_update("ttl_call_me");
+    good["message_send_ttl_seconds"] = json!(3_600);
+    good["components"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "BUTTONS", "buttons": [
+            {"type": "VOICE_CALL", "text": "Call us"}, {"type": "REQUEST_CONTACT_INFO"}]}));
+    let r = call(&rig, "POST", &format!("/templates/{WABA}"), good).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let sent = rig.sim.sim.requests();
+    let create = sent.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(create.body["message_send_ttl_seconds"], 3_600);
+    wait_status(&rig, "ttl_call_me", "APPROVED").await;
+}
+
 /// Lists through the real client; after the first page it deletes a template through the real
 /// API, as another tool of the business might meanwhile: Meta's cursors go stale (131059).
 struct DeletesAfterFirstPage<'a> {

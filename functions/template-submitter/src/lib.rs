@@ -184,6 +184,7 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
                 .or(record.category.as_ref().map(|c| c.as_str().to_owned()))
                 .unwrap_or_default(),
             parameter_format: record.parameter_format.clone(),
+            message_send_ttl_seconds: edit.get("message_send_ttl_seconds").and_then(Value::as_i64),
             components: components.clone(),
         };
         let v = validate(&merged);

@@ -12,6 +12,12 @@ use serde_json::Value;
 use crate::policy::variables;
 use crate::webhook::{TemplateCategory, TemplateStatus};
 
+mod buttons;
+mod record;
+
+use buttons::buttons;
+pub use record::{TemplateDefinition, TemplateRecord, edit_allowed};
+
 /// A template to create (or the new content of one to edit), in Meta's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSubmission {
@@ -20,7 +26,23 @@ pub struct TemplateSubmission {
     pub category: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_format: Option<String>,
+    /// How long Meta keeps trying to deliver a message of this template (seconds); past it the
+    /// message is dropped. Meta's ranges per category: [`ttl_range`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_send_ttl_seconds: Option<i64>,
     pub components: Vec<Value>,
+}
+
+/// The `message_send_ttl_seconds` Meta accepts for a category (inclusive): authentication 30 s
+/// to 15 min and utility 30 s to 12 h (reference §6f); marketing 12 h to 30 days (partners'
+/// copies of Meta's template reference; the reference is silent).
+pub fn ttl_range(category: &str) -> Option<(i64, i64)> {
+    match category {
+        "AUTHENTICATION" => Some((30, 900)),
+        "UTILITY" => Some((30, 43_200)),
+        "MARKETING" => Some((43_200, 2_592_000)),
+        _ => None,
+    }
 }
 
 /// Meta's answer to a create: `{id, status, category}`.
@@ -133,7 +155,7 @@ fn chars(s: &str) -> usize {
 /// `unknown_component`, `header_format`, `too_many_variables`, `variables_not_allowed`,
 /// `parameter_sequence`, `parameter_name`, `mixed_parameters`, `example_missing`,
 /// `example_count`, `variable_at_edge`, `adjacent_variables`, `too_many_buttons`,
-/// `button_type`, `button_text`, `url_format`, `category_structure`.
+/// `button_type`, `button_text`, `url_format`, `category_structure`, `ttl_range`.
 pub fn validate(t: &TemplateSubmission) -> Vec<TemplateViolation> {
     let mut out = Out(Vec::new());
     // Name and language.
@@ -169,6 +191,15 @@ pub fn validate(t: &TemplateSubmission) -> Vec<TemplateViolation> {
             "category",
             "category",
             "MARKETING, UTILITY or AUTHENTICATION",
+        );
+    }
+    if let (Some(ttl), Some((lo, hi))) = (t.message_send_ttl_seconds, ttl_range(category))
+        && !(lo..=hi).contains(&ttl)
+    {
+        out.push(
+            "message_send_ttl_seconds",
+            "ttl_range",
+            format!("{lo} to {hi} seconds for {category} templates"),
         );
     }
     let named = match t.parameter_format.as_deref() {
@@ -513,391 +544,5 @@ fn footer(out: &mut Out, path: &str, c: &Value, category: &str) {
     }
 }
 
-fn buttons(out: &mut Out, path: &str, c: &Value, category: &str) {
-    let list = c
-        .get("buttons")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if list.is_empty() {
-        out.push(
-            format!("{path}.buttons"),
-            "required",
-            "BUTTONS needs at least one button",
-        );
-    }
-    if list.len() > limits::BUTTONS {
-        out.push(
-            format!("{path}.buttons"),
-            "too_many_buttons",
-            format!("at most {} buttons", limits::BUTTONS),
-        );
-    }
-    let mut counts = std::collections::HashMap::<String, usize>::new();
-    for (i, b) in list.iter().enumerate() {
-        let bpath = format!("{path}.buttons[{i}]");
-        let kind = str_of(b, "type").unwrap_or("").to_ascii_uppercase();
-        *counts.entry(kind.clone()).or_default() += 1;
-        let otp = kind == "OTP";
-        if category == "AUTHENTICATION" && !otp {
-            out.push(
-                format!("{bpath}.type"),
-                "category_structure",
-                "authentication templates take one OTP button only",
-            );
-            continue;
-        }
-        if category != "AUTHENTICATION" && otp {
-            out.push(
-                format!("{bpath}.type"),
-                "category_structure",
-                "OTP buttons belong to authentication templates",
-            );
-            continue;
-        }
-        match kind.as_str() {
-            "QUICK_REPLY" | "URL" | "PHONE_NUMBER" | "FLOW" => {
-                let text = str_of(b, "text").unwrap_or("");
-                if text.is_empty() || chars(text) > limits::BUTTON_TEXT {
-                    out.push(
-                        format!("{bpath}.text"),
-                        "button_text",
-                        format!("1 to {} characters", limits::BUTTON_TEXT),
-                    );
-                }
-            }
-            "COPY_CODE" | "CATALOG" | "MPM" | "SPM" => {}
-            "OTP" => {
-                if !matches!(
-                    str_of(b, "otp_type"),
-                    Some("COPY_CODE" | "ONE_TAP" | "ZERO_TAP")
-                ) {
-                    out.push(
-                        format!("{bpath}.otp_type"),
-                        "button_type",
-                        "COPY_CODE, ONE_TAP or ZERO_TAP",
-                    );
-                }
-            }
-            _ => {
-                out.push(
-                    format!("{bpath}.type"),
-                    "button_type",
-                    "QUICK_REPLY, URL, PHONE_NUMBER, COPY_CODE, OTP, FLOW, CATALOG or MPM",
-                );
-                continue;
-            }
-        }
-        if kind == "URL" {
-            let url = str_of(b, "url").unwrap_or("");
-            let vars = variables(url);
-            if !url.starts_with("https://") || url.len() > limits::URL {
-                out.push(
-                    format!("{bpath}.url"),
-                    "url_format",
-                    "an https URL of at most 2000 characters",
-                );
-            }
-            if vars.len() > 1 || (vars.len() == 1 && !url.ends_with("}}")) {
-                out.push(
-                    format!("{bpath}.url"),
-                    "url_format",
-                    "at most one parameter, at the end of the URL",
-                );
-            }
-            if vars.len() == 1
-                && b.get("example")
-                    .and_then(Value::as_array)
-                    .is_none_or(Vec::is_empty)
-            {
-                out.push(
-                    format!("{bpath}.example"),
-                    "example_missing",
-                    "a dynamic URL needs an example",
-                );
-            }
-        }
-        if kind == "PHONE_NUMBER" && str_of(b, "phone_number").is_none_or(str::is_empty) {
-            out.push(
-                format!("{bpath}.phone_number"),
-                "required",
-                "a phone-number button needs the number",
-            );
-        }
-    }
-    for (kind, max) in [
-        ("URL", limits::URL_BUTTONS),
-        ("PHONE_NUMBER", limits::PHONE_BUTTONS),
-        ("COPY_CODE", limits::COPY_CODE_BUTTONS),
-        ("OTP", 1),
-    ] {
-        if counts.get(kind).copied().unwrap_or(0) > max {
-            out.push(
-                format!("{path}.buttons"),
-                "too_many_buttons",
-                format!("at most {max} {kind} button(s)"),
-            );
-        }
-    }
-}
-
-/// What the templates table holds about one template.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TemplateRecord {
-    pub template_id: Option<String>,
-    pub status: Option<TemplateStatus>,
-    pub category: Option<TemplateCategory>,
-    pub reason: Option<String>,
-    pub status_at: Option<i64>,
-    /// `POSITIONAL` or `NAMED`, from the definition.
-    pub parameter_format: Option<String>,
-    /// Meta's `components` array (JSON), from the definition: what the sender checks
-    /// parameters against.
-    pub components: Option<String>,
-    /// When we edited it (epoch s), for Meta's edit limits.
-    pub edits: Vec<i64>,
-}
-
-/// A template's definition as submitted or synced from `GET /{waba}/message_templates`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TemplateDefinition {
-    pub name: String,
-    pub language: String,
-    pub template_id: Option<String>,
-    pub status: TemplateStatus,
-    pub category: TemplateCategory,
-    pub parameter_format: Option<String>,
-    pub components: serde_json::Value,
-    /// Why Meta rejected it (`NONE` or absent otherwise).
-    pub rejected_reason: Option<String>,
-}
-
-/// Whether a stored template may be edited now with `new_category` (Meta's edit limits, checked
-/// locally): only APPROVED, REJECTED or PAUSED ones; an approved one keeps its category and may
-/// be edited once per 24 h and ten times per 30 days.
-pub fn edit_allowed(
-    record: &TemplateRecord,
-    new_category: Option<&str>,
-    now: i64,
-) -> Result<(), TemplateViolation> {
-    let refuse = |path: &str, code: &str, message: String| {
-        Err(TemplateViolation {
-            path: path.into(),
-            code: code.into(),
-            message,
-        })
-    };
-    match &record.status {
-        Some(TemplateStatus::Approved) => {}
-        Some(TemplateStatus::Rejected | TemplateStatus::Paused) => return Ok(()),
-        other => {
-            let status = other.as_ref().map_or("UNKNOWN", TemplateStatus::as_str);
-            return refuse(
-                "status",
-                "not_editable",
-                format!("a {status} template cannot be edited"),
-            );
-        }
-    }
-    let new_category =
-        new_category.map(|c| c.parse::<TemplateCategory>().unwrap_or_else(|e| match e {}));
-    if new_category.is_some_and(|c| Some(&c) != record.category.as_ref()) {
-        return refuse(
-            "category",
-            "category_locked",
-            "the category of an approved template cannot be edited".into(),
-        );
-    }
-    const DAY: i64 = 24 * 3600;
-    if record.edits.iter().any(|&e| e > now - DAY) {
-        return refuse(
-            "components",
-            "edit_limit_day",
-            "an approved template can be edited once in 24 hours".into(),
-        );
-    }
-    if record.edits.iter().filter(|&&e| e > now - 30 * DAY).count() >= 10 {
-        return refuse(
-            "components",
-            "edit_limit_month",
-            "an approved template can be edited 10 times in 30 days".into(),
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn submission(v: Value) -> TemplateSubmission {
-        serde_json::from_value(v).unwrap()
-    }
-
-    fn codes(t: &TemplateSubmission) -> Vec<(String, String)> {
-        validate(t).into_iter().map(|v| (v.path, v.code)).collect()
-    }
-
-    #[test]
-    fn a_good_utility_template_passes() {
-        let t = submission(json!({
-        "name": "order_update", "language": "en_US", "category": "UTILITY",
-        "components": [
-            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}", "example": {"header_text": ["8812"]}},
-            {"type": "BODY", "text": "Hi {{1}}, order {{2}} ships today.", "example": {"body_text": [["Ann", "8812"]]}},
-            {"type": "FOOTER", "text": "Reply STOP to opt out"},
-            {"type": "BUTTONS", "buttons": [
-                {"type": "URL", "text": "Track", "url": "https://x.example/o/{{1}}", "example": ["https://x.example/o/8812"]},
-                {"type": "QUICK_REPLY", "text": "Stop updates"}]}
-        ]}));
-        assert_eq!(codes(&t), []);
-    }
-
-    #[test]
-    fn named_parameters_need_named_examples() {
-        let t = submission(json!({
-            "name": "maint", "language": "pt_BR", "category": "UTILITY", "parameter_format": "NAMED",
-            "components": [{"type": "BODY", "text": "Olá {{technician}}, a visita de {{maintenance}} está marcada.",
-                "example": {"body_text_named_params": [{"param_name": "technician", "example": "Ana"}]}}]}));
-        assert_eq!(
-            codes(&t),
-            [(
-                "components[0].example.body_text_named_params".into(),
-                "example_missing".into()
-            )]
-        );
-    }
-
-    #[test]
-    fn every_violation_is_reported_at_once() {
-        let t = submission(json!({
-        "name": "Bad Name!", "language": "english", "category": "PROMO",
-        "components": [
-            {"type": "HEADER", "format": "TEXT", "text": "{{1}} and {{2}}"},
-            {"type": "BODY", "text": "{{1}}{{3}} end {{name}}", "example": {"body_text": [["a"]]}},
-            {"type": "FOOTER", "text": "Footer {{1}} that is far too long to be a footer of a WhatsApp template"},
-            {"type": "BUTTONS", "buttons": [
-                {"type": "URL", "text": "Go", "url": "http://x.example/{{1}}/y"},
-                {"type": "OTP", "otp_type": "COPY_CODE"},
-                {"type": "TELEPATHY", "text": "?"}]},
-            {"type": "BODY", "text": "again"}
-        ]}));
-        let got = codes(&t);
-        for want in [
-            ("name", "name_format"),
-            ("language", "language_format"),
-            ("category", "category"),
-            ("components[0].text", "too_many_variables"),
-            ("components[0].example.header_text", "example_missing"),
-            ("components[1].text", "mixed_parameters"),
-            ("components[2].text", "too_long"),
-            ("components[2].text", "variables_not_allowed"),
-            ("components[3].buttons[0].url", "url_format"),
-            ("components[3].buttons[0].example", "example_missing"),
-            ("components[3].buttons[1].type", "category_structure"),
-            ("components[3].buttons[2].type", "button_type"),
-            ("components[4].type", "duplicate_component"),
-        ] {
-            assert!(
-                got.contains(&(want.0.to_owned(), want.1.to_owned())),
-                "missing {want:?} in {got:#?}"
-            );
-        }
-        assert!(got.len() >= 13);
-    }
-
-    #[test]
-    fn positional_rules_sequence_edges_adjacency_and_examples() {
-        let body = |text: &str, ex: Value| {
-            submission(
-                json!({"name": "t", "language": "en", "category": "MARKETING",
-                "components": [{"type": "BODY", "text": text, "example": {"body_text": ex}}]}),
-            )
-        };
-        assert_eq!(
-            codes(&body("Hi {{1}} and {{3}}.", json!([["a", "b"]])))[0].1,
-            "parameter_sequence"
-        );
-        assert_eq!(
-            codes(&body("{{1}} is here.", json!([["a"]])))[0].1,
-            "variable_at_edge"
-        );
-        assert_eq!(
-            codes(&body("Hi there {{1}}", json!([["a"]])))[0].1,
-            "variable_at_edge"
-        );
-        assert_eq!(
-            codes(&body("Hi {{1}} {{2}} there.", json!([["a", "b"]])))[0].1,
-            "adjacent_variables"
-        );
-        assert_eq!(
-            codes(&body("Hi {{1}}, {{2}} there.", json!([["a"]])))[0].1,
-            "example_count"
-        );
-        assert_eq!(codes(&body("Hi {{1}}, {{1}} there.", json!([["a"]]))), []);
-    }
-
-    #[test]
-    fn edit_limits_are_meta_s() {
-        let now = 1_790_812_800;
-        let approved = |edits: Vec<i64>| TemplateRecord {
-            status: Some(TemplateStatus::Approved),
-            category: Some(TemplateCategory::Utility),
-            edits,
-            ..TemplateRecord::default()
-        };
-        assert!(edit_allowed(&approved(vec![]), None, now).is_ok());
-        assert_eq!(
-            edit_allowed(&approved(vec![now - 3600]), None, now)
-                .unwrap_err()
-                .code,
-            "edit_limit_day"
-        );
-        let ten: Vec<i64> = (1..=10).map(|d| now - d * 2 * 86_400).collect();
-        assert_eq!(
-            edit_allowed(&approved(ten), None, now).unwrap_err().code,
-            "edit_limit_month"
-        );
-        assert_eq!(
-            edit_allowed(&approved(vec![]), Some("MARKETING"), now)
-                .unwrap_err()
-                .code,
-            "category_locked"
-        );
-        let rejected = TemplateRecord {
-            status: Some(TemplateStatus::Rejected),
-            edits: vec![now - 10],
-            ..TemplateRecord::default()
-        };
-        assert!(edit_allowed(&rejected, Some("MARKETING"), now).is_ok());
-        let pending = TemplateRecord {
-            status: Some(TemplateStatus::Pending),
-            ..TemplateRecord::default()
-        };
-        assert_eq!(
-            edit_allowed(&pending, None, now).unwrap_err().code,
-            "not_editable"
-        );
-    }
-
-    #[test]
-    fn authentication_templates_have_their_own_structure() {
-        let ok = submission(
-            json!({"name": "otp", "language": "en_US", "category": "AUTHENTICATION",
-            "components": [{"type": "BODY", "add_security_recommendation": true},
-                           {"type": "FOOTER", "code_expiration_minutes": 10},
-                           {"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "COPY_CODE"}]}]}),
-        );
-        assert_eq!(codes(&ok), []);
-        let bad = submission(
-            json!({"name": "otp", "language": "en_US", "category": "AUTHENTICATION",
-            "components": [{"type": "HEADER", "format": "TEXT", "text": "Code"},
-                           {"type": "BODY", "text": "Your code is {{1}}"}]}),
-        );
-        let got = codes(&bad);
-        assert!(got.contains(&("components[0]".into(), "category_structure".into())));
-        assert!(got.contains(&("components[1].text".into(), "category_structure".into())));
-        assert!(got.contains(&("components".into(), "category_structure".into())));
-    }
-}
+mod tests;
