@@ -458,6 +458,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/_sim/users", post(users))
         .route("/_sim/users/{user}/messages", post(user_message))
         .route("/_sim/users/{user}/marketing", post(marketing))
+        .route("/_sim/users/{user}/identity", post(identity))
         .route("/_sim/templates/{id}/status", post(template_status))
         .route("/_sim/faults", post(fault).delete(clear))
         .route("/_sim/clock/advance", post(advance))
@@ -605,6 +606,23 @@ async fn messages(
         })
         .collect();
     ok(json!({"count": filtered.len(), "messages": filtered}))
+}
+
+/// `POST /_sim/users/{user}/identity` with `{"new_wa_id": "…"}` (a number change) or `{}` (a
+/// business-scoped id change): answers `{"user_id": <the new id>}`.
+async fn identity(
+    State(s): State<Simulator>,
+    Path(user): Path<String>,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
+    let result = match v["new_wa_id"].as_str() {
+        Some(w) => s.change_number(&user, w),
+        None => s.change_user_id(&user),
+    };
+    match result {
+        Ok(uid) => ok(json!({"user_id": uid})),
+        Err(e) => bad(e),
+    }
 }
 
 #[cfg(test)]

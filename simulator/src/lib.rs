@@ -11,6 +11,7 @@
 
 mod control;
 mod graph;
+mod identity;
 mod model;
 mod restrictions;
 mod send;

@@ -245,3 +245,75 @@ async fn template_ttl_and_the_2026_button_types_follow_meta_s_rules() {
         .await;
     assert_eq!(s, 400);
 }
+
+/// Identity changes as Meta reports them (changelog of 11 Aug 2026): one system message per
+/// number the user wrote to, without `contacts`, with the previous id; the retired id is
+/// refused as a recipient and the new one has the user's window.
+#[tokio::test]
+async fn identity_changes_send_system_messages_and_retire_the_old_id() {
+    let h = Harness::new().await;
+    h.user_writes("447700900111");
+    let old = h.sim().add_user(Some("447700900111"), None, true);
+    let new = h.sim().change_number(&old, "447700900119").unwrap();
+    assert_ne!(new, old);
+    let system = |kind: &'static str| {
+        move |r: &Receiver| {
+            r.changes()
+                .iter()
+                .any(|(f, v)| f == "messages" && v["messages"][0]["system"]["type"] == kind)
+        }
+    };
+    h.receiver
+        .wait_for("user_changed_number", system("user_changed_number"))
+        .await;
+    let (_, v) = h
+        .receiver
+        .changes()
+        .into_iter()
+        .find(|(_, v)| v["messages"][0]["type"] == "system")
+        .unwrap();
+    assert!(
+        v.get("contacts").is_none(),
+        "system messages carry no contacts"
+    );
+    let m = &v["messages"][0];
+    assert_eq!(m["from"], "447700900111");
+    assert_eq!(m["system"]["wa_id"], "447700900119");
+    assert_eq!(m["system"]["user_id"], new.as_str());
+    assert_eq!(m["system"]["previous_user_id"], old.as_str());
+
+    let by_id = |id: &str| json!({"messaging_product": "whatsapp", "recipient": id, "type": "text", "text": {"body": "hi"}});
+    let (s, b) = h.post(&format!("{PHONE}/messages"), by_id(&old)).await;
+    assert_eq!(s, 400, "the retired id is no recipient: {b}");
+    let (s, b) = h.post(&format!("{PHONE}/messages"), by_id(&new)).await;
+    assert_eq!(s, 200, "the window moved with the user: {b}");
+
+    // An id change alone: no phone number in the message.
+    // Through the control route this time.
+    let b: serde_json::Value = h
+        .http
+        .post(format!(
+            "{}/_sim/users/{new}/identity",
+            h.running.base_url()
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let third = b["user_id"].as_str().unwrap().to_owned();
+    h.receiver
+        .wait_for("user_changed_user_id", system("user_changed_user_id"))
+        .await;
+    let (_, v) = h
+        .receiver
+        .changes()
+        .into_iter()
+        .find(|(_, v)| v["messages"][0]["system"]["type"] == "user_changed_user_id")
+        .unwrap();
+    assert!(v["messages"][0].get("from").is_none());
+    assert_eq!(v["messages"][0]["system"]["previous_user_id"], new.as_str());
+    assert_eq!(v["messages"][0]["system"]["user_id"], third.as_str());
+}

@@ -9,6 +9,7 @@ mod support;
 mod cloud_api_2026;
 mod dedupe;
 mod graph_http;
+mod identity;
 mod poller;
 mod queue;
 mod secrets;

@@ -187,4 +187,91 @@ mod tests {
         assert!(resp.batch_item_failures.is_empty());
         assert_eq!(meta_events.events().len(), 1);
     }
+
+    fn status(id: &str, status: &str, at: i64, recipient: bool, error: Option<i64>) -> String {
+        let mut st = serde_json::json!({"id": id, "status": status, "timestamp": at.to_string()});
+        if recipient {
+            st["recipient_user_id"] = "US.13491208655302741918".into();
+        }
+        if let Some(code) = error {
+            st["errors"] = serde_json::json!([{"code": code, "title": "limited"}]);
+        }
+        serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+            "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "statuses": [st]}}]}]})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_naming_no_recipient_holds_marketing_for_the_recorded_one() {
+        let p = Processor {
+            ports: MemoryPorts::default(),
+            ingest: IngestConfig::default(),
+            concurrency: 1,
+        };
+        let records = [
+            record("s", &status("wamid.X", "sent", 1_780_000_000, true, None)),
+            record(
+                "f",
+                &status("wamid.X", "failed", 1_780_000_005, false, Some(131_049)),
+            ),
+        ];
+        assert!(
+            p.handle(&records, 1_780_000_010_000)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+        let key = whatsapp_core::ports::UserKey {
+            phone_number_id: "106540352242922".into(),
+            user: "US.13491208655302741918".into(),
+        };
+        let consent = p.ports.contacts.consent.lock().unwrap()[&key];
+        assert_eq!(consent.marketing_held_at, Some(1_780_000_005));
+    }
+
+    #[tokio::test]
+    async fn identity_changes_move_state_and_still_reach_the_bots_once() {
+        use whatsapp_core::ports::{SessionStore, UserKey};
+        let p = Processor {
+            ports: MemoryPorts::default(),
+            ingest: IngestConfig::default(),
+            concurrency: 1,
+        };
+        let key = |u: &str| UserKey {
+            phone_number_id: "106540352242922".into(),
+            user: u.into(),
+        };
+        p.ports
+            .sessions
+            .record_inbound(&key("US.13491208655302741918"), 1_779_999_000, false)
+            .await
+            .unwrap();
+        let records = [
+            record("n", &fixture("inbound-user-changed-number.json")),
+            record("u", &fixture("inbound-user-changed-user-id.json")),
+        ];
+        for _ in 0..2 {
+            // Twice: a redelivery moves nothing twice and forwards nothing twice.
+            let resp = p.handle(&records, 1_780_000_200_000).await;
+            assert!(resp.batch_item_failures.is_empty());
+        }
+        // Two hops: the first id → the second → the third, which holds the window.
+        let last = p
+            .ports
+            .sessions
+            .window(&key("US.5520093311200071"))
+            .await
+            .unwrap();
+        assert_eq!(last.last_inbound_at, Some(1_779_999_000));
+        let first = p
+            .ports
+            .sessions
+            .window_record(&key("US.13491208655302741918"))
+            .await
+            .unwrap();
+        assert_eq!(first.moved_to.unwrap().user, "US.8812093321700093");
+        assert_eq!(p.ports.inbound.bodies().len(), 2);
+    }
 }

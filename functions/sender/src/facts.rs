@@ -2,8 +2,9 @@
 //! ([`whatsapp_core::gates`]), and take a messaging-limit slot for a business-initiated message.
 
 use whatsapp_core::gates::{self, Decision, GateSettings, SendFacts};
+use whatsapp_core::identity;
 use whatsapp_core::job::{Recipient, SendJob};
-use whatsapp_core::policy::Consent;
+use whatsapp_core::policy::{Consent, WindowState};
 use whatsapp_core::ports::{
     ContactStore, SendControl, SessionStore, StoreError, TemplateRecord, TemplateStore, UserKey,
 };
@@ -27,9 +28,8 @@ struct Recipients {
 impl<P: SenderPorts> Sender<P> {
     /// Gates 2–5 for a job whose record we hold.
     pub(crate) async fn apply_policy(&self, mut t: Taken, clock: Clock) -> Result<Step, Transient> {
-        let to = self.recipients(&t.job).await?;
+        let (to, window) = self.follow(&mut t).await?;
         let template = self.template_record(&t.job, &t.home).await?;
-        let window = self.ports.sessions().window(&to.user).await?;
         let now = clock.now_s();
         let kind = gates::kind_of(&t.job.message, template.as_ref());
         let needs = gates::needs(kind, &window, now);
@@ -158,6 +158,28 @@ impl<P: SenderPorts> Sender<P> {
         Ok(Step::Later {
             delay_s: Some(delay_seconds(until_ms - now_ms)),
         })
+    }
+
+    /// The job's recipient and their windows, following the user's identity where it moved
+    /// ([`identity`]): a job for an old number or business-scoped id goes to the identity
+    /// the user has now, with the windows and consent that moved there.
+    async fn follow(&self, t: &mut Taken) -> Result<(Recipients, WindowState), Transient> {
+        let mut to = self.recipients(&t.job).await?;
+        let mut record = self.ports.sessions().window_record(&to.user).await?;
+        for _ in 0..identity::MAX_HOPS {
+            let Some(next) = record.moved_to.take() else {
+                break;
+            };
+            t.job.to = identity::redirect(&t.job.to, &next);
+            tracing::info!(
+                phone_number_id = %t.job.phone_number_id,
+                moved_at = next.at,
+                "the recipient's identity moved; the job goes to the new one"
+            );
+            to = self.recipients(&t.job).await?;
+            record = self.ports.sessions().window_record(&to.user).await?;
+        }
+        Ok((to, record.state))
     }
 
     /// Windows and consent are kept under the business-scoped id once the user has written

@@ -12,9 +12,9 @@ mod sns;
 mod sqs;
 
 pub use dynamodb::{
-    CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoMessageStore,
+    CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoIdentityStore, DynamoMessageStore,
     DynamoPhoneStateStore, DynamoSendControl, DynamoSessionStore, DynamoTemplateStore,
-    SESSION_TTL_SLACK_SECONDS, budget_buckets,
+    POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_buckets,
 };
 pub use graph_http::{GraphHttpClient, GraphHttpConfig};
 pub use s3::S3Quarantine;
@@ -76,6 +76,7 @@ pub struct AwsIngestPorts {
     pub inbound: SqsQueue,
     pub meta_events: SnsEvents,
     pub quarantine: S3Quarantine,
+    pub identities: DynamoIdentityStore,
 }
 
 /// Table names and queue URL of the ingest ports (from the functions' configuration).
@@ -122,6 +123,7 @@ impl AwsIngestPorts {
         AwsIngestPorts {
             sessions: DynamoSessionStore::new(ddb.clone(), &r.sessions_table),
             contacts: DynamoContactStore::new(ddb.clone(), &r.contacts_table),
+            identities: DynamoIdentityStore::new(ddb.clone(), &r.sessions_table, &r.contacts_table),
             messages: DynamoMessageStore::new(ddb.clone(), &r.messages_table),
             templates: DynamoTemplateStore::new(ddb.clone(), &r.templates_table),
             phones: DynamoPhoneStateStore::new(ddb.clone(), &r.phone_state_table),
@@ -147,6 +149,11 @@ impl whatsapp_core::ingest::IngestPorts for AwsIngestPorts {
     type Inbound = SqsQueue;
     type MetaEvents = SnsEvents;
     type Quarantine = S3Quarantine;
+    type Identities = DynamoIdentityStore;
+
+    fn identities(&self) -> &DynamoIdentityStore {
+        &self.identities
+    }
 
     fn sessions(&self) -> &DynamoSessionStore {
         &self.sessions

@@ -10,11 +10,12 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::foreign::{self, ForeignEvent, ForeignKind};
+use crate::identity;
 use crate::policy::{WindowState, fold_keyword, is_keyword};
 use crate::ports::{
-    Begin, ConsentEvent, ContactStore, DedupeStore, EventPublisher, MessageQueue, MessageStore,
-    PhoneStateStore, Quarantine, QueueError, SessionStore, StatusUpdate, StoreError, TemplateStore,
-    UserKey,
+    Begin, ConsentEvent, ContactStore, DedupeStore, EventPublisher, IdentityStore, MessageQueue,
+    MessageStore, PhoneStateStore, Quarantine, QueueError, SessionStore, StatusUpdate, StoreError,
+    TemplateStore, UserKey,
 };
 use crate::webhook::{
     Change, Contact, Entry, Envelope, InboundMessage, Item, ItemContext, MessageContent,
@@ -40,6 +41,7 @@ pub trait IngestPorts: Send + Sync {
     type Inbound: MessageQueue;
     type MetaEvents: EventPublisher;
     type Quarantine: Quarantine;
+    type Identities: IdentityStore;
 
     fn sessions(&self) -> &Self::Sessions;
     fn contacts(&self) -> &Self::Contacts;
@@ -53,6 +55,8 @@ pub trait IngestPorts: Send + Sync {
     fn meta_events(&self) -> &Self::MetaEvents;
     /// Where malformed values (and values too large to publish) are kept.
     fn quarantine(&self) -> &Self::Quarantine;
+    /// Where a user's change of number or business-scoped id moves their state.
+    fn identities(&self) -> &Self::Identities;
 }
 
 /// Settings of ingest.
@@ -230,11 +234,29 @@ pub fn process<'a, P: IngestPorts>(
                 ]
                 .into_iter()
                 .find(|&(code, _)| failed_with(code));
-                if let (Some((_, event)), Some(user)) = (consent, status.user_key()) {
-                    ports
-                        .contacts()
-                        .record_consent(&user_key(metadata, user), event, status.timestamp)
-                        .await?;
+                if let Some((_, event)) = consent {
+                    // A failed status carries no `contacts`, and may name no recipient at all:
+                    // the message's record has the recipient an earlier status named.
+                    let user = match status.user_key() {
+                        Some(u) => Some(u.to_owned()),
+                        None => ports
+                            .messages()
+                            .message(&status.id)
+                            .await?
+                            .and_then(|r| r.recipient),
+                    };
+                    match user {
+                        Some(user) => {
+                            ports
+                                .contacts()
+                                .record_consent(&user_key(metadata, &user), event, status.timestamp)
+                                .await?;
+                        }
+                        None => tracing::warn!(
+                            code = status.errors.first().map(|e| e.code),
+                            "a failed status names no recipient and none is on record: the consent change is not kept"
+                        ),
+                    }
                 }
                 Ok(if applied {
                     Outcome::Applied
@@ -355,7 +377,20 @@ async fn inbound<P: IngestPorts>(
         .from
         .as_deref()
         .or(contact.and_then(|c| c.wa_id.as_deref()));
-    let Some(user) = user_id.or(wa_id) else {
+    // A change of identity moves the user's state before the bots hear of it, so that a job
+    // they send in answer finds it under the new identity. Its system message names the user
+    // only inside `system` when no phone number is shared (`user_changed_user_id`).
+    let mut system_user = None;
+    if let MessageContent::System(system) = &message.content {
+        if let Some(m) = identity::from_system(metadata, message) {
+            ports.identities().move_identity(&m).await?;
+        }
+        system_user = system
+            .previous_user_id
+            .as_deref()
+            .or(system.user_id.as_deref());
+    }
+    let Some(user) = user_id.or(wa_id).or(system_user) else {
         let item = Item::Message {
             metadata,
             contact,

@@ -14,7 +14,9 @@ pub use stores::*;
 
 use std::sync::Mutex;
 
+use whatsapp_core::identity::{IdentityMove, Successor};
 use whatsapp_core::ingest::IngestPorts;
+use whatsapp_core::ports::{IdentityStore, StoreError, UserKey};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -44,6 +46,11 @@ impl IngestPorts for MemoryPorts {
     type Inbound = MemoryQueue;
     type MetaEvents = MemoryTopic;
     type Quarantine = MemoryQuarantine;
+    type Identities = MemoryPorts;
+
+    fn identities(&self) -> &MemoryPorts {
+        self
+    }
 
     fn sessions(&self) -> &MemorySessions {
         &self.sessions
@@ -71,6 +78,46 @@ impl IngestPorts for MemoryPorts {
     }
     fn quarantine(&self) -> &MemoryQuarantine {
         &self.quarantine
+    }
+}
+
+/// The move of the DynamoDB adapter, in memory (one lock at a time: tests of it are sequential).
+impl IdentityStore for MemoryPorts {
+    async fn move_identity(&self, m: &IdentityMove) -> Result<(), StoreError> {
+        let key = |u: &str| UserKey {
+            phone_number_id: m.phone_number_id.clone(),
+            user: u.to_owned(),
+        };
+        let to = key(&m.to);
+        for from in m.from.iter().filter(|f| **f != m.to).map(|f| key(f)) {
+            if lock(&self.sessions.moved)
+                .get(&from)
+                .is_some_and(|s| s.at > m.at)
+            {
+                continue;
+            }
+            {
+                let mut windows = lock(&self.sessions.items);
+                let old = windows.get(&from).copied().unwrap_or_default();
+                let new = windows.entry(to.clone()).or_default();
+                *new = new.merged(old);
+            }
+            {
+                let mut consent = lock(&self.contacts.consent);
+                let old = consent.get(&from).copied().unwrap_or_default();
+                let new = consent.entry(to.clone()).or_default();
+                *new = new.merged(&old);
+            }
+            lock(&self.sessions.moved).insert(
+                from,
+                Successor {
+                    user: m.to.clone(),
+                    wa_id: m.new_wa_id.clone(),
+                    at: m.at,
+                },
+            );
+        }
+        whatsapp_core::identity::move_aliases(&self.contacts, m).await
     }
 }
 

@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use whatsapp_core::identity::Successor;
 use whatsapp_core::policy::{Consent, WindowState, merge_status, status_advances};
 use whatsapp_core::ports::{
     Begin, Claim, ConsentEvent, ContactStore, DedupeStore, MessageRecord, MessageStore,
     PhoneStateStore, PreviousHold, SessionStore, StatusUpdate, StoreError, TemplateDefinition,
-    TemplateRecord, TemplateStore, UserKey,
+    TemplateRecord, TemplateStore, UserKey, WindowRecord,
 };
 use whatsapp_core::webhook::{
     AccountUpdate, BusinessCapabilityUpdate, PhoneNumberQualityUpdate, TemplateCategoryUpdate,
@@ -19,11 +20,20 @@ use crate::lock;
 #[derive(Debug, Default)]
 pub struct MemorySessions {
     pub items: Mutex<HashMap<UserKey, WindowState>>,
+    /// Identities that moved away: old key → where to.
+    pub moved: Mutex<HashMap<UserKey, Successor>>,
 }
 
 impl SessionStore for MemorySessions {
     async fn window(&self, key: &UserKey) -> Result<WindowState, StoreError> {
         Ok(lock(&self.items).get(key).copied().unwrap_or_default())
+    }
+
+    async fn window_record(&self, key: &UserKey) -> Result<WindowRecord, StoreError> {
+        Ok(WindowRecord {
+            state: lock(&self.items).get(key).copied().unwrap_or_default(),
+            moved_to: lock(&self.moved).get(key).cloned(),
+        })
     }
 
     async fn record_inbound(
@@ -272,6 +282,9 @@ impl MessageStore for MemoryMessages {
             if let Some(c) = u.conversation {
                 m.conversation_id = Some(c.id.clone());
             }
+        }
+        if let Some(r) = u.recipient {
+            m.recipient = Some(r.to_owned());
         }
         let advances = status_advances(m.status.as_ref(), u.status);
         if advances {

@@ -120,14 +120,15 @@ impl ContactStore for DynamoContactStore {
         }
         // A BSUID changes when the user changes number: the latest mapping wins. `seen_at` is
         // when the stored mapping was first seen, so a message older than that, carrying an
-        // earlier mapping, cannot take it back.
+        // earlier mapping, cannot take it back; of two seen in the same second the later write
+        // wins (an identity move right after the user's last message).
         update_conditionally(
             &self.client,
             &self.table,
             s(pk),
             "contacts.record_alias",
             "SET user_id = :u, seen_at = :t",
-            "attribute_not_exists(user_id) OR (user_id <> :u AND seen_at < :t)",
+            "attribute_not_exists(user_id) OR (user_id <> :u AND seen_at <= :t)",
             vec![(":u", s(user_id)), (":t", n(at))],
         )
         .await?;
@@ -139,7 +140,7 @@ impl ContactStore for DynamoContactStore {
             s(phone_pk(phone_number_id, user_id)),
             "contacts.record_phone",
             "SET wa_id = :w, seen_at = :t",
-            "attribute_not_exists(wa_id) OR (wa_id <> :w AND seen_at < :t)",
+            "attribute_not_exists(wa_id) OR (wa_id <> :w AND seen_at <= :t)",
             vec![(":w", s(wa_id)), (":t", n(at))],
         )
         .await?;

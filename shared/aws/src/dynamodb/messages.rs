@@ -284,6 +284,7 @@ fn record(i: &Item) -> MessageRecord {
         waba_id: text(i, "waba_id"),
         conversation_id: text(i, "conversation_id"),
         callback_data: text(i, "callback_data"),
+        recipient: text(i, "recipient"),
     }
 }
 

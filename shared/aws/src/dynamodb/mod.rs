@@ -6,6 +6,7 @@ mod account;
 mod contacts;
 mod control;
 mod dedupe;
+mod identity;
 mod messages;
 mod sessions;
 
@@ -13,6 +14,7 @@ pub use account::{DynamoPhoneStateStore, DynamoTemplateStore};
 pub use contacts::DynamoContactStore;
 pub use control::{DynamoSendControl, budget_buckets};
 pub use dedupe::DynamoDedupeStore;
+pub use identity::{DynamoIdentityStore, POINTER_TTL_SECONDS};
 pub use messages::{CALLBACK_INDEX, DynamoMessageStore};
 pub use sessions::{DynamoSessionStore, SESSION_TTL_SLACK_SECONDS};
 

@@ -56,6 +56,17 @@ impl WindowState {
 
     /// The state after a user message sent at `at`. Never moves a timestamp backwards, so a late
     /// delivery of an older message cannot shorten a window.
+    /// Both states in one, each timestamp the later of the two: what a user's windows are
+    /// when their identity moved and each identity held some of them.
+    #[must_use]
+    pub fn merged(self, other: WindowState) -> Self {
+        WindowState {
+            last_inbound_at: max_opt(self.last_inbound_at, other.last_inbound_at),
+            last_referral_at: max_opt(self.last_referral_at, other.last_referral_at),
+            fep_opened_at: max_opt(self.fep_opened_at, other.fep_opened_at),
+        }
+    }
+
     #[must_use]
     pub fn with_inbound(self, at: i64, has_referral: bool) -> Self {
         WindowState {

@@ -16,6 +16,20 @@ pub trait SessionStore: Send + Sync {
     fn window(&self, key: &UserKey)
     -> impl Future<Output = Result<WindowState, StoreError>> + Send;
 
+    /// The stored windows and, when the user's identity moved away from `key`, where to
+    /// ([`crate::identity`]), in one read.
+    fn window_record(
+        &self,
+        key: &UserKey,
+    ) -> impl Future<Output = Result<WindowRecord, StoreError>> + Send {
+        async move {
+            Ok(WindowRecord {
+                state: self.window(key).await?,
+                moved_to: None,
+            })
+        }
+    }
+
     /// Records a user message sent at `at`. Atomic and monotonic: an older message arriving late
     /// changes nothing. Returns the state after the write.
     fn record_inbound(
@@ -32,6 +46,57 @@ pub trait SessionStore: Send + Sync {
         key: &UserKey,
         at: i64,
     ) -> impl Future<Output = Result<WindowState, StoreError>> + Send;
+}
+
+/// One identity change, as the stores apply it ([`crate::identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityMove {
+    pub phone_number_id: String,
+    /// The user keys the state was kept under before (the previous business-scoped id, and
+    /// the old phone number for state kept before Meta sent business-scoped ids), distinct
+    /// and never equal to `to`.
+    pub from: Vec<String>,
+    /// The user key from now on: the new business-scoped id, else the new phone number.
+    pub to: String,
+    /// The user's phone number after the change, when Meta shared it.
+    pub new_wa_id: Option<String>,
+    /// The user's business-scoped id after the change, when Meta sent it.
+    pub new_user_id: Option<String>,
+    /// The previous business-scoped id, when Meta sent it: its phone-number aliases move.
+    pub previous_user_id: Option<String>,
+    /// When the change happened (the system message's timestamp).
+    pub at: i64,
+}
+
+/// Where an old identity's state went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor {
+    /// The user key the state is kept under now.
+    pub user: String,
+    /// The phone number after the change, when known.
+    pub wa_id: Option<String>,
+    /// When the change happened.
+    pub at: i64,
+}
+
+/// One user key's windows, and the identity they moved to if they did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowRecord {
+    pub state: WindowState,
+    pub moved_to: Option<Successor>,
+}
+
+/// Moves a user's state when their identity changes.
+pub trait IdentityStore: Send + Sync {
+    /// Merges the windows and consent kept under each of `m.from` into `m.to` and leaves on
+    /// each old key a pointer to the new one, in one transaction: a reader sees the state
+    /// before or after, never neither. Then points the user's phone-number aliases at the new
+    /// business-scoped id. Idempotent; a move older than a pointer already there changes
+    /// nothing on that key.
+    fn move_identity(
+        &self,
+        m: &IdentityMove,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The outcome of claiming a dedupe key.
@@ -217,6 +282,8 @@ pub struct MessageRecord {
     pub waba_id: Option<String>,
     pub conversation_id: Option<String>,
     pub callback_data: Option<String>,
+    /// The recipient as an earlier status named it (`recipient_user_id`, else `recipient_id`).
+    pub recipient: Option<String>,
 }
 
 /// Outbound messages and their delivery status.

@@ -248,8 +248,19 @@ pub struct System {
     pub wa_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_wa_id: Option<String>,
+    /// The user's business-scoped id after the change (`user_changed_number`,
+    /// `user_changed_user_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The business-scoped id before the change (Meta's changelog, 11 Aug 2026).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_parent_user_id: Option<String>,
+    /// `user_changed_number` (`customer_changed_number` in older samples) or
+    /// `user_changed_user_id`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }

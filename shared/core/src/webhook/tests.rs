@@ -139,6 +139,22 @@ fn message_details_are_typed() {
     let m = only_message(&env);
     assert!(!m.is_from_user(), "system messages do not open a window");
 
+    // Meta's changelog of 11 Aug 2026: both identity changes carry the previous id.
+    let env = parse(fixture!("inbound-user-changed-number.json"));
+    let m = only_message(&env);
+    let MessageContent::System(sys) = &m.content else {
+        panic!()
+    };
+    assert_eq!(sys.kind.as_deref(), Some("user_changed_number"));
+    assert_eq!(
+        sys.previous_user_id.as_deref(),
+        Some("US.13491208655302741918")
+    );
+    assert_eq!(sys.wa_id.as_deref(), Some("12195555358"));
+    let env = parse(fixture!("inbound-user-changed-user-id.json"));
+    let m = only_message(&env);
+    assert_eq!(m.user_key(), None, "no phone number is shared");
+
     let env = parse(fixture!("inbound-unsupported.json"));
     assert_eq!(only_message(&env).errors[0].code, 131051);
 
