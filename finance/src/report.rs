@@ -98,31 +98,33 @@ impl FromStr for Format {
     }
 }
 
-/// A charged row the rate card has no rate for.
+/// Charged messages the rate card has no rate for: left out of the cost, and said so.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MissingRate {
     pub country: String,
     pub category: String,
     /// The first day that needed it.
     pub day: NaiveDate,
+    /// Charged messages (or conversations) of this country and category without a rate.
+    pub charged: u64,
+}
+
+impl MissingRate {
+    /// The warning a report prints for it.
+    pub fn warning(&self) -> String {
+        format!(
+            "no rate for {}/{} (from {}): {} charged not in the cost; add rows (or a * market) to the rate card and import it again",
+            self.country, self.category, self.day, self.charged
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReportError {
-    #[error("no rate for {}: add rows (or a * market) to the rate card and import it again, or report without cost", list(.0))]
-    MissingRates(Vec<MissingRate>),
     #[error("the rates this report needs are in several currencies ({}); a report is in one currency", .0.join(", "))]
     MixedCurrencies(Vec<String>),
     #[error("no rate card has been imported (usage rates import FILE), or report without cost")]
     NoRateCard,
-}
-
-fn list(missing: &[MissingRate]) -> String {
-    missing
-        .iter()
-        .map(|m| format!("{}/{} (from {})", m.country, m.category, m.day))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// One line of a report.
@@ -130,8 +132,10 @@ fn list(missing: &[MissingRate]) -> String {
 pub struct Line {
     pub group: Vec<String>,
     pub counts: Counts,
-    /// Estimated cost, exact (not rounded).
+    /// Estimated cost, exact (not rounded), of the charged units that have a rate.
     pub cost: Option<Decimal>,
+    /// Charged units without a rate: not in `cost` (never counted as zero cost silently).
+    pub unpriced: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,10 +145,13 @@ pub struct Report {
     pub currency: Option<Currency>,
     pub lines: Vec<Line>,
     pub total: Line,
+    /// What the rate card lacked; each is printed as a warning with the report.
+    pub missing: Vec<MissingRate>,
 }
 
-/// Groups day rows and prices them. With a card, every row with charged units needs a rate in
-/// force on its day, and all of them one currency.
+/// Groups day rows and prices them. With a card, each row with charged units is priced at the
+/// rate in force on its day; one without a rate is counted as unpriced, on its line and in
+/// [`Report::missing`]. All rates used must be in one currency.
 pub fn build(
     period: Period,
     rows: &[UsageRow],
@@ -154,12 +161,13 @@ pub fn build(
     if card.is_some_and(RateCard::is_empty) {
         return Err(ReportError::NoRateCard);
     }
-    let mut missing: BTreeMap<(String, String), NaiveDate> = BTreeMap::new();
+    let mut missing: BTreeMap<(String, String), (NaiveDate, u64)> = BTreeMap::new();
     let mut currencies: BTreeMap<&'static str, Currency> = BTreeMap::new();
-    let mut groups: BTreeMap<Vec<String>, (Counts, Decimal)> = BTreeMap::new();
-    let mut total = (Counts::default(), Decimal::ZERO);
+    let mut groups: BTreeMap<Vec<String>, (Counts, Decimal, u64)> = BTreeMap::new();
+    let mut total = (Counts::default(), Decimal::ZERO, 0);
     for row in rows {
         let mut cost = Decimal::ZERO;
+        let mut unpriced = 0;
         if let Some(card) = card
             && row.counts.charged > 0
         {
@@ -170,10 +178,12 @@ pub fn build(
                     cost = rate.rate * Decimal::from(row.counts.charged);
                 }
                 None => {
+                    unpriced = row.counts.charged;
                     let e = missing
                         .entry((k.country.clone(), k.category.clone()))
-                        .or_insert(k.day);
-                    *e = (*e).min(k.day);
+                        .or_insert((k.day, 0));
+                    e.0 = e.0.min(k.day);
+                    e.1 += row.counts.charged;
                 }
             }
         }
@@ -181,20 +191,10 @@ pub fn build(
         let g = groups.entry(group).or_default();
         g.0.add(&row.counts);
         g.1 += cost;
+        g.2 += unpriced;
         total.0.add(&row.counts);
         total.1 += cost;
-    }
-    if !missing.is_empty() {
-        return Err(ReportError::MissingRates(
-            missing
-                .into_iter()
-                .map(|((country, category), day)| MissingRate {
-                    country,
-                    category,
-                    day,
-                })
-                .collect(),
-        ));
+        total.2 += unpriced;
     }
     if currencies.len() > 1 {
         return Err(ReportError::MixedCurrencies(
@@ -212,17 +212,28 @@ pub fn build(
         currency,
         lines: groups
             .into_iter()
-            .map(|(group, (counts, cost))| Line {
+            .map(|(group, (counts, cost, unpriced))| Line {
                 group,
                 counts,
                 cost: priced.then_some(cost),
+                unpriced,
             })
             .collect(),
         total: Line {
             group: Vec::new(),
             counts: total.0,
             cost: priced.then_some(total.1),
+            unpriced: total.2,
         },
+        missing: missing
+            .into_iter()
+            .map(|((country, category), (day, charged))| MissingRate {
+                country,
+                category,
+                day,
+                charged,
+            })
+            .collect(),
     })
 }
 
@@ -239,6 +250,9 @@ impl Report {
                 "cost_{}",
                 self.currency.map_or("", |c| c.code()).to_ascii_lowercase()
             ));
+            if !self.missing.is_empty() {
+                h.push("unpriced_charged".into());
+            }
         }
         h
     }
@@ -254,6 +268,9 @@ impl Report {
             } else {
                 cost.normalize().to_string()
             });
+            if !self.missing.is_empty() {
+                c.push(line.unpriced.to_string());
+            }
         }
         c
     }
@@ -326,6 +343,9 @@ impl Report {
         out.push('\n');
         out.push_str(&line(&total));
         out.push('\n');
+        for m in &self.missing {
+            let _ = writeln!(out, "warning: {}", m.warning());
+        }
         out
     }
 
@@ -350,6 +370,7 @@ impl Report {
             if let Some(cost) = l.cost {
                 // Money as a decimal string: JSON numbers are floats to most readers.
                 o.insert("cost".into(), cost.normalize().to_string().into());
+                o.insert("unpriced_charged".into(), l.unpriced.into());
             }
             serde_json::Value::Object(o)
         };
@@ -359,6 +380,7 @@ impl Report {
             "currency": self.currency.map(|c| c.code()),
             "rows": self.lines.iter().map(line).collect::<Vec<_>>(),
             "total": line(&self.total),
+            "warnings": self.missing.iter().map(MissingRate::warning).collect::<Vec<_>>(),
         });
         let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
         s.push('\n');
@@ -429,18 +451,70 @@ BR,marketing,USD,0.0700,2026-11-15
     }
 
     #[test]
-    fn a_missing_rate_or_mixed_currencies_is_an_error() {
+    fn the_2026_categories_are_priced_from_the_card() {
+        let card = card(
+            "market,category,currency,rate,effective_from
+*,general_purpose_ai,USD,0.0150,2026-02-16
+*,group_marketing,USD,0.0300,2026-02-03
+*,group_utility,USD,0.0040,2026-02-03
+*,group_service,USD,0.0010,2026-02-03
+",
+        );
+        let rows = [
+            row("2026-11-15", "general_purpose_ai", "regular", "US", 2, 2),
+            row("2026-11-15", "group_marketing", "regular", "BR", 3, 3),
+            row("2026-11-15", "group_utility", "regular", "IN", 5, 5),
+            row("2026-11-15", "group_service", "regular", "IN", 10, 10),
+        ];
+        let r = build(
+            "2026-11".parse().unwrap(),
+            &rows,
+            &[Dimension::Category],
+            Some(&card),
+        )
+        .unwrap();
+        // 2 × 0.015 + 3 × 0.03 + 5 × 0.004 + 10 × 0.001
+        assert_eq!(r.total.cost, Some(Decimal::new(15, 2)));
+        assert!(r.missing.is_empty());
+    }
+
+    #[test]
+    fn a_missing_rate_is_a_warning_never_a_silent_zero_and_mixed_currencies_an_error() {
         let rows = [
             row("2025-06-30", "marketing", "regular", "BR", 1, 1),
             row("2026-11-15", "authentication", "regular", "IN", 1, 1),
+            row("2026-11-15", "general_purpose_ai", "regular", "IN", 4, 4),
+            row("2026-11-15", "utility", "regular", "IN", 2, 2),
             row("2026-11-15", "service", "free_customer_service", "IN", 1, 0),
         ];
         let period: Period = "2026-11".parse().unwrap();
-        let err = build(period, &rows, &[], Some(&card(CARD))).unwrap_err();
+        let r = build(period, &rows, &[Dimension::Category], Some(&card(CARD))).unwrap();
         assert_eq!(
-            err.to_string(),
-            "no rate for BR/marketing (from 2025-06-30), IN/authentication (from 2026-11-15): add rows (or a * market) to the rate card and import it again, or report without cost"
+            r.total.cost,
+            Some(Decimal::new(160, 4)),
+            "only utility is priced"
         );
+        assert_eq!(r.total.unpriced, 6);
+        let warnings: Vec<String> = r.missing.iter().map(MissingRate::warning).collect();
+        assert_eq!(
+            warnings,
+            [
+                "no rate for BR/marketing (from 2025-06-30): 1 charged not in the cost; add rows (or a * market) to the rate card and import it again",
+                "no rate for IN/authentication (from 2026-11-15): 1 charged not in the cost; add rows (or a * market) to the rate card and import it again",
+                "no rate for IN/general_purpose_ai (from 2026-11-15): 4 charged not in the cost; add rows (or a * market) to the rate card and import it again",
+            ]
+        );
+        let table = r.render(Format::Table);
+        assert!(table.contains("unpriced_charged"), "{table}");
+        assert!(
+            table.contains("warning: no rate for IN/general_purpose_ai"),
+            "{table}"
+        );
+        let csv = r.render(Format::Csv);
+        assert!(csv.contains("general_purpose_ai,4,4,0,0,4\n"), "{csv}");
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
+        assert_eq!(json["total"]["unpriced_charged"], 6);
+        assert_eq!(json["warnings"].as_array().unwrap().len(), 3);
         let mixed = card(
             "market,category,currency,rate,effective_from\nBR,marketing,USD,0.06,2025-01-01\n*,marketing,EUR,0.05,2025-01-01\n",
         );

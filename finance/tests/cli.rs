@@ -260,7 +260,8 @@ IN,authentication_international,USD,0.0280,2025-07-01
     assert_eq!(json["total"]["cost"], "86.96");
     assert_eq!(json["rows"][0]["pricing_type"], "regular");
 
-    // Without --no-cost, a charged row with no rate in force is an error that names it.
+    // Without --no-cost, a charged row with no rate in force is printed as unpriced, named in a
+    // warning, and the exit code says so.
     let r = usage(
         &env,
         &["report", "--period", "2026-11", "--group-by", "country"],
@@ -276,12 +277,18 @@ IN,authentication_international,USD,0.0280,2025-07-01
         .await
         .unwrap();
     let r = usage(&env, &["report", "--period", "2026-11"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 3);
     assert!(
         r.stderr
-            .contains("no rate for NG/utility (from 2026-11-16)"),
+            .contains("no rate for NG/utility (from 2026-11-16): 5 charged not in the cost"),
         "{}",
         r.stderr
+    );
+    assert!(r.stdout.contains("unpriced_charged"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("warning: no rate for NG/utility"),
+        "{}",
+        r.stdout
     );
     let r = usage(
         &env,

@@ -442,12 +442,17 @@ BR,marketing,USD,0.0625,2025-07-01
     assert_eq!(cost("2026-11-14", "DE"), Decimal::new(85, 2));
     assert_eq!(cost("2026-11-15", "DE"), Decimal::new(5, 2));
     assert_eq!(r.total.cost, Some(Decimal::new(2225, 3)));
-    // A charged row with no rate in force is an error that names it.
+    // A charged row with no rate in force is left out of the cost and named in a warning.
     let early = [row("2025-06-30", "marketing", "BR", 1)];
-    let err = report::build("2025-06".parse().unwrap(), &early, &[], Some(&card)).unwrap_err();
+    let r = report::build("2025-06".parse().unwrap(), &early, &[], Some(&card)).unwrap();
+    assert_eq!(r.total.cost, Some(Decimal::ZERO));
+    assert_eq!(r.total.unpriced, 1);
     assert!(
-        err.to_string().contains("BR/marketing (from 2025-06-30)"),
-        "{err}"
+        r.missing[0]
+            .warning()
+            .contains("BR/marketing (from 2025-06-30): 1 charged"),
+        "{:?}",
+        r.missing
     );
 }
 

@@ -148,7 +148,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             let r = report::build(a.period, &rows, &a.group_by, card.as_ref())?;
             print!("{}", r.render(a.format));
-            Ok(ExitCode::SUCCESS)
+            // The report is printed either way; scripts learn from the exit code that its
+            // cost leaves charged messages out.
+            for m in &r.missing {
+                eprintln!("warning: {}", m.warning());
+            }
+            Ok(if r.missing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
         Command::Reconcile(a) => {
             let usage = UsageTable::new(ddb, required("USAGE_TABLE")?);
