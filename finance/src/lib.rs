@@ -10,6 +10,7 @@
 //! - [`reconcile`]: our counts against Meta's `pricing_analytics`, per category and country.
 //! - [`store`]: the DynamoDB tables (usage, rate card) and the messages table's usage index.
 //! - [`refresh`]: recomputes days of usage from the messages table, as absolute values.
+//! - [`tiers`]: the accounts' volume-based pricing tiers, as Meta reports them.
 
 pub mod counting;
 pub mod country;
@@ -19,6 +20,7 @@ pub mod reconcile;
 pub mod refresh;
 pub mod report;
 pub mod store;
+pub mod tiers;
 
 pub use counting::{Counts, PricedMessage, UsageKey, UsageRow};
 pub use period::Period;

@@ -410,6 +410,7 @@ async fn template_and_phone_state_webhooks_update_their_tables() {
         "phone-number-quality-update.json",
         "business-capability-update.json",
         "account-update.json",
+        "account-update-volume-tier.json",
     ] {
         let body =
             std::fs::read(format!("{}/../events/meta/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -444,7 +445,33 @@ async fn template_and_phone_state_webhooks_update_their_tables() {
     let waba = ports.phones.state(&format!("WABA#{WABA}")).await.unwrap();
     assert_eq!(
         waba.get("account_event").map(String::as_str),
-        Some("ACCOUNT_RESTRICTION")
+        Some("ACCOUNT_RESTRICTION"),
+        "a volume-tier update leaves the account's state as it was"
+    );
+    // The volume tier is its own item, and finance lists it.
+    let tiers = finance::tiers::TierTable::new(
+        aws_sdk_dynamodb::Client::new(&stack.aws),
+        &stack.resources.phone_state_table,
+    );
+    let listed = tiers.list(Some(WABA)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].effective_month.as_str(),
+            listed[0].pricing_category.as_str(),
+            listed[0].region.as_str(),
+            listed[0].tier.as_str()
+        ),
+        ("2026-12", "UTILITY", "India", "2")
+    );
+    assert_eq!(listed[0].reported_at, 1_780_000_000);
+    assert!(tiers.list(Some("other-waba")).await.unwrap().is_empty());
+    let csv = finance::tiers::render(&listed, finance::report::Format::Csv);
+    assert_eq!(
+        csv,
+        format!(
+            "waba,month,category,region,tier,reported_at\n{WABA},2026-12,UTILITY,India,2,1780000000\n"
+        )
     );
 }
 

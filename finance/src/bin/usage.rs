@@ -7,11 +7,13 @@
 //! usage refresh   --period 2026-11-01..2026-11-23 [--numbers ID,ID]
 //! usage rates import FILE.csv
 //! usage rates list [--format ...]
+//! usage tiers [--waba ID] [--format ...]
 //! ```
 //!
 //! Settings come from the environment, as the functions': `USAGE_TABLE`, `RATE_CARD_TABLE`,
 //! `MESSAGES_TABLE`, `PHONE_NUMBERS`, `WHATSAPP_SECRET_ID` (the access token, for reconcile),
-//! `GRAPH_API_BASE_URL`, `GRAPH_API_VERSION`, and the usual AWS ones. Exit status: 0 done,
+//! `GRAPH_API_BASE_URL`, `GRAPH_API_VERSION`, `PHONE_STATE_TABLE` (for tiers), and the usual AWS
+//! ones. Exit status: 0 done,
 //! 1 error, 2 `reconcile --check` found differences.
 
 use std::process::ExitCode;
@@ -46,6 +48,14 @@ enum Command {
     Rates {
         #[command(subcommand)]
         command: RatesCommand,
+    },
+    /// The accounts' volume-based pricing tiers, as Meta reported them.
+    Tiers {
+        /// Only this business account.
+        #[arg(long)]
+        waba: Option<String>,
+        #[arg(long, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -252,6 +262,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                     print!("{}", render_rates(&card, format));
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tiers { waba, format } => {
+            let tiers = finance::tiers::TierTable::new(ddb, required("PHONE_STATE_TABLE")?)
+                .list(waba.as_deref())
+                .await?;
+            print!("{}", finance::tiers::render(&tiers, format));
             Ok(ExitCode::SUCCESS)
         }
     }

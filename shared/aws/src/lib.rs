@@ -14,7 +14,7 @@ mod sqs;
 pub use dynamodb::{
     CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoIdentityStore, DynamoMessageStore,
     DynamoPhoneStateStore, DynamoSendControl, DynamoSessionStore, DynamoTemplateStore,
-    POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_buckets,
+    POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_buckets, volume_tier_pk,
 };
 pub use graph_http::{GraphHttpClient, GraphHttpConfig};
 pub use s3::S3Quarantine;

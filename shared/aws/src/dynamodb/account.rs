@@ -1,5 +1,6 @@
 //! The templates table (`pk` = `TPL#<waba>#<name>#<language>`) and the phone-number state table
-//! (`PN#<waba>#<display number>` and `WABA#<waba>`). Webhook-sourced values are written with
+//! (`PN#<waba>#<display number>`, `WABA#<waba>`, and the account's volume tiers
+//! `VBP#<waba>#<month>#<category>#<region>`, which finance lists). Webhook-sourced values are written with
 //! the entry time as their version: an older event never overwrites a newer one.
 
 use std::collections::BTreeMap;
@@ -13,8 +14,13 @@ use whatsapp_core::ports::{
 };
 use whatsapp_core::webhook::{
     AccountUpdate, BusinessCapabilityUpdate, PhoneNumberQualityUpdate, TemplateCategoryUpdate,
-    TemplateStatusUpdate,
+    TemplateStatusUpdate, VOLUME_TIER_EVENT,
 };
+
+/// The key of one volume tier: an account's tier for one month, pricing category and region.
+pub fn volume_tier_pk(waba_id: &str, month: &str, category: &str, region: &str) -> String {
+    format!("VBP#{waba_id}#{month}#{category}#{region}")
+}
 
 #[derive(Debug, Clone)]
 pub struct DynamoTemplateStore {
@@ -298,6 +304,32 @@ impl PhoneStateStore for DynamoPhoneStateStore {
         u: &AccountUpdate,
         at: i64,
     ) -> Result<bool, StoreError> {
+        if u.event == VOLUME_TIER_EVENT {
+            // Not an account state: one item per tier, so that it leaves the account's
+            // restrictions as they are and finance can list every month's tiers.
+            let mut changed = false;
+            for v in &u.volume_tier_info {
+                // `region` is a DynamoDB reserved word: every attribute is prefixed.
+                let sets = vec![
+                    "vbp_waba_id = :w".to_owned(),
+                    "vbp_month = :m".into(),
+                    "vbp_category = :c".into(),
+                    "vbp_region = :g".into(),
+                    "vbp_tier = :tier".into(),
+                ];
+                let vals = vec![
+                    (":w", s(waba_id)),
+                    (":m", s(&v.effective_month)),
+                    (":c", s(&v.pricing_category)),
+                    (":g", s(&v.region)),
+                    (":tier", s(&v.tier)),
+                ];
+                let pk =
+                    volume_tier_pk(waba_id, &v.effective_month, &v.pricing_category, &v.region);
+                changed |= self.versioned(pk, "tier_event_at", sets, vals, at).await?;
+            }
+            return Ok(changed);
+        }
         let restrictions: Vec<&str> = u
             .restriction_info
             .iter()

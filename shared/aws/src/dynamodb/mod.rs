@@ -10,7 +10,7 @@ mod identity;
 mod messages;
 mod sessions;
 
-pub use account::{DynamoPhoneStateStore, DynamoTemplateStore};
+pub use account::{DynamoPhoneStateStore, DynamoTemplateStore, volume_tier_pk};
 pub use contacts::DynamoContactStore;
 pub use control::{DynamoSendControl, budget_buckets};
 pub use dedupe::DynamoDedupeStore;

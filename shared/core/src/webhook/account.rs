@@ -142,6 +142,45 @@ pub struct AccountUpdate {
     pub violation_info: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban_info: Option<serde_json::Value>,
+    /// `VOLUME_BASED_PRICING_TIER_UPDATE` (since 1 Oct 2025): the account's volume tier for a
+    /// pricing category, region and month. One object in partners' samples; a list is accepted.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub volume_tier_info: Vec<VolumeTierInfo>,
+}
+
+/// The event of a volume-tier change.
+pub const VOLUME_TIER_EVENT: &str = "VOLUME_BASED_PRICING_TIER_UPDATE";
+
+/// One volume tier: what finance needs to price the month at the tier's rates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeTierInfo {
+    /// `YYYY-MM`.
+    #[serde(default)]
+    pub effective_month: String,
+    #[serde(default)]
+    pub pricing_category: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default, deserialize_with = "crate::serde_util::id_string")]
+    pub tier: String,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<VolumeTierInfo>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(VolumeTierInfo),
+        Many(Vec<VolumeTierInfo>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(v)) => vec![v],
+        Some(OneOrMany::Many(v)) => v,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -410,3 +410,23 @@ fn one_odd_part_of_a_messages_value_does_not_drop_its_neighbours() {
     let again = parse(&serde_json::to_string(&env).unwrap());
     assert_eq!(again.items().count(), items.len());
 }
+
+#[test]
+fn a_volume_tier_update_is_typed() {
+    let env = parse(fixture!("account-update-volume-tier.json"));
+    let Item::Account(a) = only_item(&env) else {
+        panic!("expected an account update, got {:?}", only_item(&env))
+    };
+    assert_eq!(a.event, VOLUME_TIER_EVENT);
+    assert_eq!(a.volume_tier_info.len(), 1);
+    let v = &a.volume_tier_info[0];
+    assert_eq!(
+        (
+            v.effective_month.as_str(),
+            v.pricing_category.as_str(),
+            v.region.as_str(),
+            v.tier.as_str()
+        ),
+        ("2026-12", "UTILITY", "India", "2")
+    );
+}
