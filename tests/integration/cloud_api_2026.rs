@@ -58,6 +58,26 @@ fn posts(rig: &crate::sender::Rig) -> Vec<Option<i64>> {
         .collect()
 }
 
+/// Enqueues one job, runs the sender on it at `at_ms` (the batch must not fail), and returns
+/// its one outcome.
+async fn send_one<G: whatsapp_core::ports::GraphApi>(
+    rig: &crate::sender::Rig,
+    sender: &sender::Sender<sender::aws::AwsSenderPorts<G>>,
+    body: String,
+    at_ms: i64,
+) -> sender::Outcome {
+    let r = enqueue_and_receive(rig, &[body]).await;
+    assert!(
+        invoke(rig, sender, &r, at_ms)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let out = outcomes(rig).await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.into_iter().next().unwrap()
+}
+
 #[tokio::test]
 async fn terminal_2026_refusals_end_the_job_once_with_their_own_reason() {
     let rig = rig(|_| {}).await;
@@ -435,4 +455,36 @@ async fn an_experiment_group_user_fails_in_the_status_and_is_not_resent() {
     // Not a marketing hold: that is 131049's.
     let c = contacts(&rig).consent(&key(&uid)).await.unwrap();
     assert!(c.marketing_held_at.is_none());
+}
+
+/// 137000: a job carrying the recipient's identity key hash is sent with it; Meta refuses it
+/// when the user's key changed since (terminal, `identity_key_mismatch`), and takes it when
+/// the hash is current.
+#[tokio::test]
+async fn a_stale_identity_key_hash_is_refused_and_a_current_one_goes() {
+    let rig = rig(|_| {}).await;
+    let sender = sender_with(&rig, graph(&rig), config());
+    let uid = user(&rig, "447700900701", true).await;
+    rig.sim.sim.set_identity_key(&uid, "KEY.NEW=");
+    let with_hash = |key: &str, hash: &str| {
+        json!({"version": 1, "idempotency_key": key, "phone_number_id": PHONE,
+               "to": {"wa_id": "447700900701"}, "recipient_identity_key_hash": hash,
+               "message": text("your code is ready")})
+        .to_string()
+    };
+    let t0 = now() * 1000;
+    let stale = send_one(&rig, &sender, with_hash("ik-stale", "KEY.OLD="), t0).await;
+    assert_eq!(stale.reason.as_deref(), Some("identity_key_mismatch"));
+    assert_eq!(stale.error.as_ref().unwrap().code, 137000);
+    rig.sim.sim.advance_clock(10);
+    let current = send_one(
+        &rig,
+        &sender,
+        with_hash("ik-current", "KEY.NEW="),
+        t0 + 10_000,
+    )
+    .await;
+    assert_eq!(current.outcome, sender::Verdict::Accepted);
+    // The hash went to Meta as `recipient_identity_key_hash` both times, and nothing else did.
+    assert_eq!(posts(&rig), vec![Some(137000), None]);
 }

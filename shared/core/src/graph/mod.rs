@@ -30,6 +30,8 @@ pub struct SendMessageRequest<'a> {
     pub context: Option<ReplyContext<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub biz_opaque_callback_data: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_identity_key_hash: Option<&'a str>,
     #[serde(flatten)]
     pub message: &'a OutboundMessage,
 }
@@ -60,6 +62,7 @@ impl<'a> SendMessageRequest<'a> {
                 .as_deref()
                 .map(|m| ReplyContext { message_id: m }),
             biz_opaque_callback_data: callback_data,
+            recipient_identity_key_hash: job.recipient_identity_key_hash.as_deref(),
             message: &job.message,
         })
     }

@@ -46,6 +46,13 @@ pub struct SendJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub reply_to: Option<String>,
+    /// The recipient's identity key hash as the producer last saw it (`identity_key_hash` of an
+    /// inbound message's contact, when the number checks identity changes): sent as
+    /// `recipient_identity_key_hash`, so that Meta refuses the message (137000,
+    /// `identity_key_mismatch`) if the user's identity key changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[!-~]+$"))]
+    pub recipient_identity_key_hash: Option<String>,
     /// Do not send after this instant (RFC 3339); the job is then dead-lettered as expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<DateTime<Utc>>,

@@ -226,6 +226,13 @@ pub(super) fn job(j: &SendJob) -> Vec<Violation> {
     if let Some(r) = &j.reply_to {
         c.text("reply_to", r, true, 256);
     }
+    if let Some(h) = &j.recipient_identity_key_hash {
+        c.format(
+            "recipient_identity_key_hash",
+            !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_graphic()),
+            "1–128 visible ASCII characters",
+        );
+    }
     c.count(
         "correlation",
         j.correlation.len(),
