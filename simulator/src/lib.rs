@@ -10,6 +10,7 @@
 //! through its Rust API or the HTTP control API under `/_sim/`.
 
 mod control;
+mod control_http;
 mod graph;
 mod identity;
 mod model;
@@ -275,7 +276,7 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = graph::router(sim.clone()).merge(control::router(sim.clone()));
+        let app = graph::router(sim.clone()).merge(control_http::router(sim.clone()));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

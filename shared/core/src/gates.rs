@@ -328,26 +328,24 @@ pub fn decide(
     now: i64,
     settings: &GateSettings,
 ) -> Decision {
-    match gates(message, facts, now, settings) {
-        Ok(business_initiated) => {
-            let marketing = kind_of(message, facts.template)
-                == OutboundKind::Template(TemplateCategoryKind::Marketing);
-            match facts.consent.marketing_held_until(now) {
-                Some(until) if marketing => Decision::Defer { until },
-                _ => Decision::Pass { business_initiated },
-            }
-        }
+    let kind = kind_of(message, facts.template);
+    let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
+    match gates(message, kind, facts, now, settings) {
+        Ok(business_initiated) => match facts.consent.marketing_held_until(now) {
+            Some(until) if marketing => Decision::Defer { until },
+            _ => Decision::Pass { business_initiated },
+        },
         Err(r) => Decision::Refuse(r),
     }
 }
 
 fn gates(
     message: &OutboundMessage,
+    kind: OutboundKind,
     facts: &SendFacts<'_>,
     now: i64,
     settings: &GateSettings,
 ) -> Result<bool, Refusal> {
-    let kind = kind_of(message, facts.template);
     let bi = business_initiated(&facts.window, now);
     let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
     consent(&facts.consent, kind, bi, settings)?;
