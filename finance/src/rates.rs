@@ -10,6 +10,10 @@
 //! *,utility,USD,0.0080,2025-07-01
 //! ```
 //!
+//! A card may hold several currencies: Meta bills each business account in its own (eight more
+//! since 1 Apr 2026, AED to SGD), so a row is one market × category × currency × date, and a
+//! report prices each account's usage in the currency set for it (`usage rates currency`).
+//!
 //! Money is `rust_decimal::Decimal` end to end: parsed from the CSV's text, multiplied by
 //! counts, summed, and rounded to the currency's minor unit only for display.
 
@@ -60,13 +64,14 @@ pub enum RateCardError {
     #[error("rate card line {line}: empty category")]
     BadCategory { line: u64 },
     #[error(
-        "rate card line {line}: {market}/{category} from {effective_from} is already on line {first}"
+        "rate card line {line}: {market}/{category} in {currency} from {effective_from} is already on line {first}"
     )]
     Duplicate {
         line: u64,
         first: u64,
         market: String,
         category: String,
+        currency: String,
         effective_from: NaiveDate,
     },
     #[error("the rate card has no rows")]
@@ -89,7 +94,7 @@ pub fn parse_csv(input: impl Read) -> Result<Vec<Rate>, RateCardError> {
         .trim(csv::Trim::All)
         .from_reader(input);
     let mut out: Vec<Rate> = Vec::new();
-    let mut lines: BTreeMap<(String, String, NaiveDate), u64> = BTreeMap::new();
+    let mut lines: BTreeMap<(String, String, &'static str, NaiveDate), u64> = BTreeMap::new();
     for row in reader.deserialize::<CsvRow>() {
         let row = row.map_err(|e| RateCardError::Csv {
             line: e.position().map_or(0, |p| p.line()),
@@ -135,13 +140,21 @@ pub fn parse_csv(input: impl Read) -> Result<Vec<Rate>, RateCardError> {
                     value: row.effective_from.clone(),
                 }
             })?;
-        if let Some(first) = lines.insert((market.clone(), category.clone(), effective_from), line)
-        {
+        if let Some(first) = lines.insert(
+            (
+                market.clone(),
+                category.clone(),
+                currency.code(),
+                effective_from,
+            ),
+            line,
+        ) {
             return Err(RateCardError::Duplicate {
                 line,
                 first,
                 market,
                 category,
+                currency: currency.code().to_owned(),
                 effective_from,
             });
         }
@@ -162,8 +175,8 @@ pub fn parse_csv(input: impl Read) -> Result<Vec<Rate>, RateCardError> {
 /// The whole card, indexed for lookups.
 #[derive(Debug, Clone, Default)]
 pub struct RateCard {
-    /// (market, category) → rates by effective date.
-    by_market: BTreeMap<(String, String), BTreeMap<NaiveDate, Rate>>,
+    /// (currency, market, category) → rates by effective date.
+    by_market: BTreeMap<(&'static str, String, String), BTreeMap<NaiveDate, Rate>>,
 }
 
 impl RateCard {
@@ -171,7 +184,7 @@ impl RateCard {
         let mut card = RateCard::default();
         for r in rates {
             card.by_market
-                .entry((r.market.clone(), r.category.clone()))
+                .entry((r.currency.code(), r.market.clone(), r.category.clone()))
                 .or_default()
                 .insert(r.effective_from, r);
         }
@@ -186,15 +199,47 @@ impl RateCard {
         self.by_market.values().flat_map(BTreeMap::values)
     }
 
-    /// The rate in force on `day` for a country and category: the country's own row if it has
-    /// one for that category, else the `*` market's; the latest `effective_from` not after `day`.
-    pub fn rate_for(&self, country: &str, category: &str, day: NaiveDate) -> Option<&Rate> {
+    /// The currencies the card has rates in.
+    pub fn currencies(&self) -> Vec<Currency> {
+        let mut out: Vec<Currency> = Vec::new();
+        for r in self.rates() {
+            if !out.contains(&r.currency) {
+                out.push(r.currency);
+            }
+        }
+        out.sort_by_key(|c| c.code());
+        out
+    }
+
+    /// The card's currency when it has only one.
+    pub fn single_currency(&self) -> Option<Currency> {
+        match self.currencies().as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    }
+
+    /// The rate in force on `day` for a country and category in `currency`: the country's own
+    /// row if it has one for that category, else the `*` market's; the latest `effective_from`
+    /// not after `day`.
+    pub fn rate_in(
+        &self,
+        country: &str,
+        category: &str,
+        day: NaiveDate,
+        currency: Currency,
+    ) -> Option<&Rate> {
         let find = |market: &str| {
             self.by_market
-                .get(&(market.to_owned(), category.to_owned()))
+                .get(&(currency.code(), market.to_owned(), category.to_owned()))
                 .and_then(|by_date| by_date.range(..=day).next_back().map(|(_, r)| r))
         };
         find(country).or_else(|| find(OTHER_MARKET))
+    }
+
+    /// [`RateCard::rate_in`] the card's only currency (`None` when it has several).
+    pub fn rate_for(&self, country: &str, category: &str, day: NaiveDate) -> Option<&Rate> {
+        self.rate_in(country, category, day, self.single_currency()?)
     }
 }
 
@@ -312,5 +357,36 @@ IN,authentication-international,USD,0.0280,2025-07-01
             parse_csv("market,category,currency,rate,effective_from\n".as_bytes()),
             Err(RateCardError::Empty)
         );
+    }
+
+    #[test]
+    fn a_card_holds_several_currencies_and_prices_in_the_one_asked_for() {
+        let card = RateCard::new(
+            parse_csv(
+                "market,category,currency,rate,effective_from
+IN,marketing,USD,0.0107,2026-01-01
+IN,marketing,INR,0.8631,2026-01-01
+*,marketing,INR,2.50,2026-01-01
+"
+                .as_bytes(),
+            )
+            .unwrap(),
+        );
+        let day = d("2026-11-23");
+        let inr = Currency::from_code("INR").unwrap();
+        let usd = Currency::from_code("USD").unwrap();
+        assert_eq!(card.currencies(), [inr, usd]);
+        assert_eq!(card.single_currency(), None);
+        assert_eq!(
+            card.rate_in("IN", "marketing", day, inr).map(|r| r.rate),
+            Some(Decimal::new(8631, 4))
+        );
+        assert_eq!(
+            card.rate_in("IN", "marketing", day, usd).map(|r| r.rate),
+            Some(Decimal::new(107, 4))
+        );
+        // No USD row for the other market: no USD rate, never the INR one.
+        assert_eq!(card.rate_in("BR", "marketing", day, usd), None);
+        assert_eq!(card.rate_for("IN", "marketing", day), None, "ambiguous");
     }
 }

@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use iso_currency::Currency;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::counting::{PMP, UsageRow, normalize_category};
+use crate::rates::RateCard;
 
 /// One data point of `pricing_analytics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +80,12 @@ pub struct DiffLine {
     pub meta: u64,
     /// `ours - meta`: negative when we missed messages Meta counted.
     pub difference: i64,
-    /// Meta's cost for these messages, if it reported one.
+    /// Meta's cost for these messages, if it reported one (in the account's currency).
     pub meta_cost: Option<Decimal>,
+    /// Our estimate for the same messages from the rate card, only in the account's own
+    /// currency (never a cost in another currency beside Meta's); `None` when the card has no
+    /// rate for one of them, or no currency is known for the account.
+    pub our_cost: Option<Decimal>,
 }
 
 /// The per-category, per-country, per-type comparison of a period (every group either side
@@ -102,18 +108,37 @@ impl Reconciliation {
 }
 
 pub fn reconcile(ours: &[UsageRow], meta: &[AnalyticsPoint]) -> Reconciliation {
+    reconcile_priced(ours, meta, None)
+}
+
+/// [`reconcile`], with our estimated cost beside Meta's when `pricing` gives the card and the
+/// currency Meta bills the account in: like with like, or not at all.
+pub fn reconcile_priced(
+    ours: &[UsageRow],
+    meta: &[AnalyticsPoint],
+    pricing: Option<(&RateCard, Currency)>,
+) -> Reconciliation {
     type Key = (String, String, String);
     let mut groups: BTreeMap<Key, (u64, u64, Option<Decimal>)> = BTreeMap::new();
+    let mut costs: BTreeMap<Key, Option<Decimal>> = BTreeMap::new();
     for r in ours.iter().filter(|r| r.key.pricing_model == PMP) {
         let k = &r.key;
-        groups
-            .entry((
-                k.category.clone(),
-                k.country.clone(),
-                k.pricing_type.clone(),
-            ))
-            .or_default()
-            .0 += r.counts.messages;
+        let key = (
+            k.category.clone(),
+            k.country.clone(),
+            k.pricing_type.clone(),
+        );
+        if let Some((card, currency)) = pricing {
+            let cost = match r.counts.charged {
+                0 => Some(Decimal::ZERO),
+                charged => card
+                    .rate_in(&k.country, &k.category, k.day, currency)
+                    .map(|rate| rate.rate * Decimal::from(charged)),
+            };
+            let sum = costs.entry(key.clone()).or_insert(Some(Decimal::ZERO));
+            *sum = sum.zip(cost).map(|(a, b)| a + b);
+        }
+        groups.entry(key).or_default().0 += r.counts.messages;
     }
     for p in meta {
         let g = groups
@@ -132,6 +157,13 @@ pub fn reconcile(ours: &[UsageRow], meta: &[AnalyticsPoint]) -> Reconciliation {
         .into_iter()
         .map(
             |((category, country, pricing_type), (ours, meta, cost))| DiffLine {
+                our_cost: match pricing {
+                    Some(_) => costs
+                        .get(&(category.clone(), country.clone(), pricing_type.clone()))
+                        .copied()
+                        .unwrap_or(Some(Decimal::ZERO)),
+                    None => None,
+                },
                 category,
                 country,
                 pricing_type,
@@ -160,6 +192,7 @@ impl Reconciliation {
             "meta",
             "difference",
             "meta_cost",
+            "our_cost",
         ];
         let cells = |l: &DiffLine| {
             vec![
@@ -170,6 +203,9 @@ impl Reconciliation {
                 l.meta.to_string(),
                 l.difference.to_string(),
                 l.meta_cost
+                    .map(|c| c.normalize().to_string())
+                    .unwrap_or_default(),
+                l.our_cost
                     .map(|c| c.normalize().to_string())
                     .unwrap_or_default(),
             ]
@@ -184,6 +220,7 @@ impl Reconciliation {
                         "category": l.category, "country": l.country, "pricing_type": l.pricing_type,
                         "ours": l.ours, "meta": l.meta, "difference": l.difference,
                         "meta_cost": l.meta_cost.map(|c| c.normalize().to_string()),
+                        "our_cost": l.our_cost.map(|c| c.normalize().to_string()),
                     })).collect::<Vec<_>>(),
                 }))
                 .unwrap_or_default();
@@ -298,5 +335,39 @@ mod tests {
                 .contains("1 line(s) differ")
         );
         assert!(parse_analytics(&serde_json::json!({"id": "W"})).is_err());
+    }
+
+    #[test]
+    fn our_cost_stands_beside_metas_only_in_the_accounts_currency() {
+        let meta = parse_analytics(&serde_json::json!({"pricing_analytics": {"data": [{"data_points": [
+            {"start": 1, "end": 2, "country": "IN", "pricing_category": "MARKETING", "pricing_type": "REGULAR", "phone_number": "1555", "volume": 4, "cost": 3.4524}
+        ]}]}, "id": "W"}))
+        .unwrap();
+        let card = RateCard::new(
+            crate::rates::parse_csv(
+                "market,category,currency,rate,effective_from\nIN,marketing,INR,0.8631,2026-01-01\nIN,marketing,USD,0.0107,2026-01-01\n"
+                    .as_bytes(),
+            )
+            .unwrap(),
+        );
+        let rows = [ours("marketing", "IN", "regular", 4)];
+        let inr = Currency::from_code("INR").unwrap();
+        let r = reconcile_priced(&rows, &meta, Some((&card, inr)));
+        assert_eq!(r.lines[0].our_cost, Some(Decimal::new(34524, 4)));
+        assert_eq!(r.lines[0].meta_cost, r.lines[0].our_cost, "like with like");
+        // A currency the card has no rate in: no estimate, rather than a wrong one.
+        let brl = Currency::from_code("BRL").unwrap();
+        assert_eq!(
+            reconcile_priced(&rows, &meta, Some((&card, brl))).lines[0].our_cost,
+            None
+        );
+        assert_eq!(reconcile(&rows, &meta).lines[0].our_cost, None);
+        assert!(
+            reconcile_priced(&rows, &meta, Some((&card, inr)))
+                .render(crate::report::Format::Csv)
+                .starts_with(
+                    "category,country,pricing_type,ours,meta,difference,meta_cost,our_cost\n"
+                )
+        );
     }
 }

@@ -103,6 +103,8 @@ impl FromStr for Format {
 pub struct MissingRate {
     pub country: String,
     pub category: String,
+    /// The currency the rate was needed in (the business account's).
+    pub currency: String,
     /// The first day that needed it.
     pub day: NaiveDate,
     /// Charged messages (or conversations) of this country and category without a rate.
@@ -113,15 +115,15 @@ impl MissingRate {
     /// The warning a report prints for it.
     pub fn warning(&self) -> String {
         format!(
-            "no rate for {}/{} (from {}): {} charged not in the cost; add rows (or a * market) to the rate card and import it again",
-            self.country, self.category, self.day, self.charged
+            "no {} rate for {}/{} (from {}): {} charged not in the cost; add rows (or a * market) to the rate card and import it again",
+            self.currency, self.country, self.category, self.day, self.charged
         )
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReportError {
-    #[error("the rates this report needs are in several currencies ({}); a report is in one currency", .0.join(", "))]
+    #[error("the accounts in this report are billed in several currencies ({}); a report is in one currency: report one account at a time (--waba)", .0.join(", "))]
     MixedCurrencies(Vec<String>),
     #[error("no rate card has been imported (usage rates import FILE), or report without cost")]
     NoRateCard,
@@ -147,6 +149,21 @@ pub struct Report {
     pub total: Line,
     /// What the rate card lacked; each is printed as a warning with the report.
     pub missing: Vec<MissingRate>,
+    /// Accounts with charged usage but no currency, on a card with several: (account, charged).
+    pub no_currency: Vec<(String, u64)>,
+}
+
+impl Report {
+    /// Every warning the report carries, in order.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.missing.iter().map(MissingRate::warning).collect();
+        for (waba, charged) in &self.no_currency {
+            out.push(format!(
+                "no currency set for business account {waba} and the rate card has several: {charged} charged not in the cost; set it with usage rates currency {waba} CODE"
+            ));
+        }
+        out
+    }
 }
 
 /// Groups day rows and prices them. With a card, each row with charged units is priced at the
@@ -158,11 +175,26 @@ pub fn build(
     dimensions: &[Dimension],
     card: Option<&RateCard>,
 ) -> Result<Report, ReportError> {
+    build_in(period, rows, dimensions, card, &BTreeMap::new())
+}
+
+/// [`build`], pricing each business account's rows in its currency (`currencies`, from
+/// `usage rates currency`); an account without one takes the card's only currency, and on a
+/// card with several its charged rows are unpriced, with a warning.
+pub fn build_in(
+    period: Period,
+    rows: &[UsageRow],
+    dimensions: &[Dimension],
+    card: Option<&RateCard>,
+    currencies: &BTreeMap<String, Currency>,
+) -> Result<Report, ReportError> {
     if card.is_some_and(RateCard::is_empty) {
         return Err(ReportError::NoRateCard);
     }
-    let mut missing: BTreeMap<(String, String), (NaiveDate, u64)> = BTreeMap::new();
-    let mut currencies: BTreeMap<&'static str, Currency> = BTreeMap::new();
+    let mut missing: BTreeMap<(String, String, &'static str), (NaiveDate, u64)> = BTreeMap::new();
+    let mut no_currency: BTreeMap<String, u64> = BTreeMap::new();
+    let single = card.and_then(RateCard::single_currency);
+    let mut used: BTreeMap<&'static str, Currency> = BTreeMap::new();
     let mut groups: BTreeMap<Vec<String>, (Counts, Decimal, u64)> = BTreeMap::new();
     let mut total = (Counts::default(), Decimal::ZERO, 0);
     for row in rows {
@@ -172,18 +204,23 @@ pub fn build(
             && row.counts.charged > 0
         {
             let k = &row.key;
-            match card.rate_for(&k.country, &k.category, k.day) {
-                Some(rate) => {
-                    currencies.insert(rate.currency.code(), rate.currency);
+            let currency = currencies.get(&k.waba_id).copied().or(single);
+            match currency.map(|c| (c, card.rate_in(&k.country, &k.category, k.day, c))) {
+                Some((_, Some(rate))) => {
+                    used.insert(rate.currency.code(), rate.currency);
                     cost = rate.rate * Decimal::from(row.counts.charged);
                 }
-                None => {
+                Some((c, None)) => {
                     unpriced = row.counts.charged;
                     let e = missing
-                        .entry((k.country.clone(), k.category.clone()))
+                        .entry((k.country.clone(), k.category.clone(), c.code()))
                         .or_insert((k.day, 0));
                     e.0 = e.0.min(k.day);
                     e.1 += row.counts.charged;
+                }
+                None => {
+                    unpriced = row.counts.charged;
+                    *no_currency.entry(k.waba_id.clone()).or_default() += row.counts.charged;
                 }
             }
         }
@@ -196,16 +233,13 @@ pub fn build(
         total.1 += cost;
         total.2 += unpriced;
     }
-    if currencies.len() > 1 {
+    if used.len() > 1 {
         return Err(ReportError::MixedCurrencies(
-            currencies.keys().map(|c| (*c).to_owned()).collect(),
+            used.keys().map(|c| (*c).to_owned()).collect(),
         ));
     }
     let priced = card.is_some();
-    let currency = currencies
-        .into_values()
-        .next()
-        .or_else(|| card.and_then(|c| c.rates().next().map(|r| r.currency)));
+    let currency = used.into_values().next().or(single);
     Ok(Report {
         period,
         dimensions: dimensions.to_vec(),
@@ -227,13 +261,17 @@ pub fn build(
         },
         missing: missing
             .into_iter()
-            .map(|((country, category), (day, charged))| MissingRate {
-                country,
-                category,
-                day,
-                charged,
-            })
+            .map(
+                |((country, category, currency), (day, charged))| MissingRate {
+                    country,
+                    category,
+                    currency: currency.to_owned(),
+                    day,
+                    charged,
+                },
+            )
             .collect(),
+        no_currency: no_currency.into_iter().collect(),
     })
 }
 
@@ -250,7 +288,7 @@ impl Report {
                 "cost_{}",
                 self.currency.map_or("", |c| c.code()).to_ascii_lowercase()
             ));
-            if !self.missing.is_empty() {
+            if self.total.unpriced > 0 {
                 h.push("unpriced_charged".into());
             }
         }
@@ -268,7 +306,7 @@ impl Report {
             } else {
                 cost.normalize().to_string()
             });
-            if !self.missing.is_empty() {
+            if self.total.unpriced > 0 {
                 c.push(line.unpriced.to_string());
             }
         }
@@ -343,8 +381,8 @@ impl Report {
         out.push('\n');
         out.push_str(&line(&total));
         out.push('\n');
-        for m in &self.missing {
-            let _ = writeln!(out, "warning: {}", m.warning());
+        for w in self.warnings() {
+            let _ = writeln!(out, "warning: {w}");
         }
         out
     }
@@ -380,7 +418,7 @@ impl Report {
             "currency": self.currency.map(|c| c.code()),
             "rows": self.lines.iter().map(line).collect::<Vec<_>>(),
             "total": line(&self.total),
-            "warnings": self.missing.iter().map(MissingRate::warning).collect::<Vec<_>>(),
+            "warnings": self.warnings(),
         });
         let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
         s.push('\n');
@@ -499,15 +537,15 @@ BR,marketing,USD,0.0700,2026-11-15
         assert_eq!(
             warnings,
             [
-                "no rate for BR/marketing (from 2025-06-30): 1 charged not in the cost; add rows (or a * market) to the rate card and import it again",
-                "no rate for IN/authentication (from 2026-11-15): 1 charged not in the cost; add rows (or a * market) to the rate card and import it again",
-                "no rate for IN/general_purpose_ai (from 2026-11-15): 4 charged not in the cost; add rows (or a * market) to the rate card and import it again",
+                "no USD rate for BR/marketing (from 2025-06-30): 1 charged not in the cost; add rows (or a * market) to the rate card and import it again",
+                "no USD rate for IN/authentication (from 2026-11-15): 1 charged not in the cost; add rows (or a * market) to the rate card and import it again",
+                "no USD rate for IN/general_purpose_ai (from 2026-11-15): 4 charged not in the cost; add rows (or a * market) to the rate card and import it again",
             ]
         );
         let table = r.render(Format::Table);
         assert!(table.contains("unpriced_charged"), "{table}");
         assert!(
-            table.contains("warning: no rate for IN/general_purpose_ai"),
+            table.contains("warning: no USD rate for IN/general_purpose_ai"),
             "{table}"
         );
         let csv = r.render(Format::Csv);
@@ -515,15 +553,28 @@ BR,marketing,USD,0.0700,2026-11-15
         let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
         assert_eq!(json["total"]["unpriced_charged"], 6);
         assert_eq!(json["warnings"].as_array().unwrap().len(), 3);
-        let mixed = card(
-            "market,category,currency,rate,effective_from\nBR,marketing,USD,0.06,2025-01-01\n*,marketing,EUR,0.05,2025-01-01\n",
+        // A card in two currencies: each account's rows in its own; an account without one is
+        // unpriced (and said so); two accounts in two currencies are two reports.
+        let two = card(
+            "market,category,currency,rate,effective_from\n*,marketing,USD,0.06,2025-01-01\n*,marketing,EUR,0.05,2025-01-01\n",
         );
+        let mut in_eur = row("2026-11-15", "marketing", "regular", "DE", 2, 2);
+        in_eur.key.waba_id = "W-EUR".into();
         let rows = [
             row("2026-11-15", "marketing", "regular", "BR", 1, 1),
-            row("2026-11-15", "marketing", "regular", "DE", 1, 1),
+            in_eur,
         ];
+        let eur = Currency::from_code("EUR").unwrap();
+        let usd = Currency::from_code("USD").unwrap();
+        let only_eur = BTreeMap::from([("W-EUR".to_owned(), eur)]);
+        let r = build_in(period, &rows, &[], Some(&two), &only_eur).unwrap();
+        assert_eq!(r.currency, Some(eur));
+        assert_eq!(r.total.cost, Some(Decimal::new(10, 2)), "2 × 0.05 EUR");
+        assert_eq!(r.no_currency, [("W".to_owned(), 1)]);
+        assert!(r.warnings()[0].contains("no currency set for business account W"));
+        let both = BTreeMap::from([("W-EUR".to_owned(), eur), ("W".to_owned(), usd)]);
         assert_eq!(
-            build(period, &rows, &[], Some(&mixed)),
+            build_in(period, &rows, &[], Some(&two), &both),
             Err(ReportError::MixedCurrencies(vec![
                 "EUR".into(),
                 "USD".into()

@@ -19,7 +19,7 @@
 //! **Usage index** of the messages table ([`whatsapp_core::usage::USAGE_INDEX`]): read one number's
 //! priced messages of one day.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -337,7 +337,7 @@ impl RateTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("RATE#{}#{}", r.market, r.category)))
+            .key("pk", s(rate_pk(r)))
             .key("sk", s(r.effective_from.to_string()))
             .update_expression(
                 "SET market = :m, category = :c, currency = :cur, rate = :r, effective_from = :f, \
@@ -359,6 +359,24 @@ impl RateTable {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
             .send()
             .await;
+        // Rates stored before cards held several currencies are keyed without one: the row
+        // now stored in its currency replaces the old item of the same currency (only that).
+        let legacy = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RATE#{}#{}", r.market, r.category)))
+            .key("sk", s(r.effective_from.to_string()))
+            .condition_expression("currency = :cur")
+            .expression_attribute_values(":cur", s(r.currency.code()))
+            .send()
+            .await;
+        if let Err(e) = legacy {
+            match e.into_service_error() {
+                aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_) => {}
+                other => return Err(StoreError::new("rates.import_legacy", other)),
+            }
+        }
         match result {
             Ok(out) => Ok(
                 if out
@@ -381,10 +399,47 @@ impl RateTable {
         }
     }
 
-    /// The whole card.
-    pub async fn load(&self) -> Result<Vec<Rate>, StoreError> {
+    /// Sets the currency Meta bills a business account in: its usage is priced at the card's
+    /// rates in that currency.
+    pub async fn set_currency(
+        &self,
+        waba_id: &str,
+        currency: Currency,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("{CURRENCY_PREFIX}{waba_id}")))
+            .item("sk", s("currency"))
+            .item("waba_id", s(waba_id))
+            .item("currency", s(currency.code()))
+            .item("set_at", n(now))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("rates.set_currency", e.into_service_error()))?;
+        Ok(())
+    }
+
+    /// Each business account's currency, as set.
+    pub async fn currencies(&self) -> Result<BTreeMap<String, Currency>, StoreError> {
+        Ok(self
+            .scan()
+            .await?
+            .iter()
+            .filter(|i| text(i, "pk").is_some_and(|p| p.starts_with(CURRENCY_PREFIX)))
+            .filter_map(|i| {
+                Some((
+                    text(i, "waba_id")?,
+                    Currency::from_code(&text(i, "currency")?)?,
+                ))
+            })
+            .collect())
+    }
+
+    async fn scan(&self) -> Result<Vec<Item>, StoreError> {
         let (client, table) = (&self.client, &self.table);
-        let items = all_items(|start| async move {
+        all_items(|start| async move {
             let page = client
                 .scan()
                 .table_name(table)
@@ -395,9 +450,15 @@ impl RateTable {
                 .map_err(|e| StoreError::new("rates.scan", e.into_service_error()))?;
             Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
         })
-        .await?;
-        items
+        .await
+    }
+
+    /// The whole card.
+    pub async fn load(&self) -> Result<Vec<Rate>, StoreError> {
+        self.scan()
+            .await?
             .iter()
+            .filter(|i| text(i, "pk").is_some_and(|p| p.starts_with("RATE#")))
             .map(|i| {
                 rate(i).ok_or_else(|| {
                     StoreError::new(
@@ -411,6 +472,14 @@ impl RateTable {
             })
             .collect()
     }
+}
+
+/// Where a business account's currency is kept in the rate-card table.
+const CURRENCY_PREFIX: &str = "CURRENCY#";
+
+/// A rate's key: one item per market, category and currency (and `sk` its effective date).
+fn rate_pk(r: &Rate) -> String {
+    format!("RATE#{}#{}#{}", r.market, r.category, r.currency.code())
 }
 
 fn rate(i: &Item) -> Option<Rate> {

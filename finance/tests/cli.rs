@@ -280,13 +280,13 @@ IN,authentication_international,USD,0.0280,2025-07-01
     assert_eq!(r.code, 3);
     assert!(
         r.stderr
-            .contains("no rate for NG/utility (from 2026-11-16): 5 charged not in the cost"),
+            .contains("no USD rate for NG/utility (from 2026-11-16): 5 charged not in the cost"),
         "{}",
         r.stderr
     );
     assert!(r.stdout.contains("unpriced_charged"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("warning: no rate for NG/utility"),
+        r.stdout.contains("warning: no USD rate for NG/utility"),
         "{}",
         r.stdout
     );
@@ -337,4 +337,42 @@ IN,authentication_international,USD,0.0280,2025-07-01
     );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("USAGE_TABLE"), "{}", r.stderr);
+
+    // A second currency on the card: the account's usage is unpriced until its currency is
+    // set, then priced in it (never at another currency's rates).
+    let inr = dir.join("rates-inr.csv");
+    std::fs::write(
+        &inr,
+        "market,category,currency,rate,effective_from\nIN,utility,INR,0.1150,2025-07-01\n",
+    )
+    .unwrap();
+    let r = usage(&env, &["rates", "import", inr.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = usage(&env, &["report", "--period", "2026-11"]);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr
+            .contains("no currency set for business account 102290129340398"),
+        "{}",
+        r.stderr
+    );
+    let r = usage(&env, &["rates", "currency", "102290129340398", "usd"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "business account 102290129340398 is billed in USD\n"
+    );
+    let r = usage(&env, &["rates", "currencies"]);
+    assert_eq!(r.stdout, "102290129340398  USD\n");
+    let r = usage(&env, &["report", "--period", "2026-11", "--format", "json"]);
+    assert!(!r.stderr.contains("no currency set"), "{}", r.stderr);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["currency"], "USD");
+    let r = usage(&env, &["rates", "currency", "102290129340398", "XBT"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("unknown currency \"XBT\""),
+        "{}",
+        r.stderr
+    );
 }

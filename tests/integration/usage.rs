@@ -672,3 +672,60 @@ async fn a_refresh_past_the_retention_never_lowers_or_deletes_counters() {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].counts, counted.counts);
 }
+
+/// Rates stored before cards held several currencies (keyed without one) are still read, and
+/// the first import of the same row in the same currency replaces them; a row in another
+/// currency stays beside it.
+#[tokio::test]
+async fn legacy_rate_items_are_read_and_replaced_in_their_own_currency() {
+    let aws = aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = crate::support::sorted_table(&ddb, "rates").await;
+    let rates = RateTable::new(ddb.clone(), table.clone());
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    ddb.put_item()
+        .table_name(&table)
+        .item("pk", s("RATE#BR#marketing"))
+        .item("sk", s("2025-07-01"))
+        .item("market", s("BR"))
+        .item("category", s("marketing"))
+        .item("currency", s("USD"))
+        .item("rate", s("0.0625"))
+        .item("effective_from", s("2025-07-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rates.load().await.unwrap().len(),
+        1,
+        "the legacy item is read"
+    );
+    let csv = "market,category,currency,rate,effective_from
+BR,marketing,USD,0.0650,2025-07-01
+BR,marketing,BRL,0.3500,2025-07-01
+";
+    for r in parse_csv(csv.as_bytes()).unwrap() {
+        rates.import(&r, "card.csv", now()).await.unwrap();
+    }
+    let mut loaded: Vec<(String, String)> = rates
+        .load()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.currency.code().to_owned(), r.rate.to_string()))
+        .collect();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        [
+            ("BRL".to_owned(), "0.35".to_owned()),
+            ("USD".to_owned(), "0.065".to_owned())
+        ],
+        "one USD rate (the new one), and the BRL one beside it"
+    );
+    // Account currencies live in the same table and are not rates.
+    let brl = iso_currency::Currency::from_code("BRL").unwrap();
+    rates.set_currency("W1", brl, now()).await.unwrap();
+    assert_eq!(rates.load().await.unwrap().len(), 2);
+    assert_eq!(rates.currencies().await.unwrap().get("W1"), Some(&brl));
+}

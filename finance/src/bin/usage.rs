@@ -7,6 +7,8 @@
 //! usage refresh   --period 2026-11-01..2026-11-23 [--numbers ID,ID]
 //! usage rates import FILE.csv
 //! usage rates list [--format ...]
+//! usage rates currency WABA CODE
+//! usage rates currencies
 //! usage tiers [--waba ID] [--format ...]
 //! ```
 //!
@@ -14,7 +16,8 @@
 //! `MESSAGES_TABLE`, `PHONE_NUMBERS`, `WHATSAPP_SECRET_ID` (the access token, for reconcile),
 //! `GRAPH_API_BASE_URL`, `GRAPH_API_VERSION`, `PHONE_STATE_TABLE` (for tiers), and the usual AWS
 //! ones. Exit status: 0 done,
-//! 1 error, 2 `reconcile --check` found differences.
+//! 1 error, 2 `reconcile --check` found differences, 3 a report whose cost leaves charged messages
+//! out (a rate or an account's currency missing).
 
 use std::process::ExitCode;
 
@@ -107,6 +110,11 @@ enum RatesCommand {
     /// Imports a CSV (market,category,currency,rate,effective_from); unchanged rates stay as
     /// they are, changed ones get a new version.
     Import { file: std::path::PathBuf },
+    /// Sets the currency Meta bills a business account in (its usage is priced, and
+    /// reconciled, at the card's rates in it).
+    Currency { waba: String, code: String },
+    /// Each business account's currency.
+    Currencies,
     /// The card as stored.
     List {
         #[arg(long, default_value = "table")]
@@ -150,26 +158,45 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .filter(|r| a.waba.as_ref().is_none_or(|w| &r.key.waba_id == w))
                 .filter(|r| a.phone.as_ref().is_none_or(|p| &r.key.phone_number_id == p))
                 .collect();
-            let card = if a.no_cost {
-                None
+            let (card, currencies) = if a.no_cost {
+                (None, Default::default())
             } else {
                 let rates = RateTable::new(ddb, required("RATE_CARD_TABLE")?);
-                Some(RateCard::new(rates.load().await?))
+                (
+                    Some(RateCard::new(rates.load().await?)),
+                    rates.currencies().await?,
+                )
             };
-            let r = report::build(a.period, &rows, &a.group_by, card.as_ref())?;
+            let r = report::build_in(a.period, &rows, &a.group_by, card.as_ref(), &currencies)?;
             print!("{}", r.render(a.format));
             // The report is printed either way; scripts learn from the exit code that its
             // cost leaves charged messages out.
-            for m in &r.missing {
-                eprintln!("warning: {}", m.warning());
+            let warnings = r.warnings();
+            for w in &warnings {
+                eprintln!("warning: {w}");
             }
-            Ok(if r.missing.is_empty() {
+            Ok(if warnings.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(3)
             })
         }
         Command::Reconcile(a) => {
+            // Our estimate beside Meta's cost only in the account's own currency.
+            let (card, currency) = match ProcessEnv.get("RATE_CARD_TABLE") {
+                Some(t) => {
+                    let rates = RateTable::new(ddb.clone(), t);
+                    let card = RateCard::new(rates.load().await?);
+                    let currency = rates
+                        .currencies()
+                        .await?
+                        .get(&a.waba)
+                        .copied()
+                        .or_else(|| card.single_currency());
+                    (card, currency)
+                }
+                None => (RateCard::default(), None),
+            };
             let usage = UsageTable::new(ddb, required("USAGE_TABLE")?);
             let ours: Vec<_> = usage
                 .days(&a.period)
@@ -193,7 +220,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .await
                 .map_err(|e| format!("pricing_analytics: {e}"))?;
             let meta = finance::reconcile::parse_analytics(&body)?;
-            let r = finance::reconcile::reconcile(&ours, &meta);
+            let r =
+                finance::reconcile::reconcile_priced(&ours, &meta, currency.map(|c| (&card, c)));
             print!("{}", r.render(a.format));
             Ok(if a.check && !r.balanced() {
                 ExitCode::from(2)
@@ -256,6 +284,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                         "imported {} rate(s) from {source}: {new} new, {changed} changed, {same} unchanged",
                         parsed.len()
                     );
+                }
+                RatesCommand::Currency { waba, code } => {
+                    let currency = iso_currency::Currency::from_code(&code.to_ascii_uppercase())
+                        .ok_or_else(|| {
+                            format!("unknown currency {code:?} (an ISO 4217 code such as USD, INR)")
+                        })?;
+                    rates.set_currency(&waba, currency, now()).await?;
+                    println!("business account {waba} is billed in {}", currency.code());
+                }
+                RatesCommand::Currencies => {
+                    for (waba, currency) in rates.currencies().await? {
+                        println!("{waba}  {}", currency.code());
+                    }
                 }
                 RatesCommand::List { format } => {
                     let card = RateCard::new(rates.load().await?);
