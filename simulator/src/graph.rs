@@ -20,6 +20,10 @@ pub(crate) fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/{version}/{id}/messages", post(messages))
         .route(
+            "/{version}/{id}/marketing_messages",
+            post(marketing_messages),
+        )
+        .route(
             "/{version}/{id}/message_templates",
             get(list_templates)
                 .post(create_template)
@@ -38,15 +42,40 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = format!("/{v}/{id}/messages");
+    send(sim, v, id, headers, body, false).await
+}
+
+async fn marketing_messages(
+    State(sim): State<Simulator>,
+    Path((v, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    send(sim, v, id, headers, body, true).await
+}
+
+/// `/messages` and `/marketing_messages`: one body, two routes.
+async fn send(
+    sim: Simulator,
+    v: String,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    marketing_api: bool,
+) -> Response {
+    let route = if marketing_api {
+        "marketing_messages"
+    } else {
+        "messages"
+    };
     sim.handle(
         Method::POST,
-        path,
+        format!("/{v}/{id}/{route}"),
         FaultRoute::Messages,
         &v,
         &headers,
         &body,
-        |sim, json| sim.send_message(&id, &v, json),
+        |sim, json| sim.send_message(&id, &v, json, marketing_api),
     )
     .await
 }

@@ -163,6 +163,8 @@ pub struct Outbound {
     pub priced: Priced,
     /// `delivered` (and so priced), or the error code it failed with.
     pub outcome: Result<(), i64>,
+    /// The route it came through: `messages` or `marketing_messages`.
+    pub api: &'static str,
     /// CBP conversation id, for webhook versions ≤ v23.0.
     pub conversation_id: String,
     pub conversation_expires: i64,
@@ -210,6 +212,9 @@ pub struct Restrictions {
     pub classification_hold_until: Option<i64>,
     /// ISO countries the account may not message (130497).
     pub barred_countries: std::collections::BTreeSet<String>,
+    /// The portfolio accepted the Marketing Messages API's terms: `/marketing_messages` takes
+    /// its marketing templates.
+    pub marketing_messages_onboarded: bool,
 }
 
 /// The whole simulated state.

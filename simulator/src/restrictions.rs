@@ -5,7 +5,8 @@
 //! | code | when |
 //! |---|---|
 //! | 131037 | a 555 number whose display name is not approved sends anything |
-//! | 131063 | a marketing template goes through `/messages` while the account has marketing on the Cloud API disabled |
+//! | 131063 | a marketing template goes through `/messages` while the account has marketing on the Cloud API disabled (`/marketing_messages` is exempt) |
+//! | 100 | `/marketing_messages` with anything but a marketing template, or before the portfolio accepted that API's terms |
 //! | 131064 | a template goes while the account is held for template-classification violations |
 //! | 130497 | the user's country is barred for the account |
 //! | 131062 | a one-tap, zero-tap or copy-code authentication template goes to a business-scoped id (`recipient`) |
@@ -18,6 +19,39 @@ use serde_json::Value;
 use crate::model::{Phone, Restrictions, Template, World};
 use crate::{GraphError, Simulator};
 
+/// What `/marketing_messages` refuses before anything else: any message but a marketing
+/// template (Meta routes those by the template's latest category: "Route template messages by
+/// category", Sep 2026), and any account whose portfolio has not accepted the API's terms
+/// (onboarding is per portfolio). Meta's codes for these are not in the reference: the
+/// simulator answers Graph's generic invalid-parameter 100, with the reason in the message.
+pub(crate) fn marketing_api_refusal(
+    world: &World,
+    phone: &Phone,
+    template: Option<&Template>,
+) -> Result<(), GraphError> {
+    if !template.is_some_and(|t| t.category.eq_ignore_ascii_case("MARKETING")) {
+        return Err(GraphError::new(
+            400,
+            100,
+            "(#100) Invalid parameter",
+            "Only marketing templates can be sent through the Marketing Messages API; send other messages through /messages.",
+        ));
+    }
+    if !world
+        .restrictions
+        .get(&phone.waba_id)
+        .is_some_and(|r| r.marketing_messages_onboarded)
+    {
+        return Err(GraphError::new(
+            400,
+            100,
+            "(#100) Invalid parameter",
+            "The business portfolio has not accepted the Marketing Messages API terms of service.",
+        ));
+    }
+    Ok(())
+}
+
 /// The synchronous refusals, in the order Meta's checks are assumed to run: the number, the
 /// account, then the recipient.
 pub(crate) fn refusal(
@@ -27,6 +61,7 @@ pub(crate) fn refusal(
     template: Option<&Template>,
     body: &Value,
     now: i64,
+    marketing_api: bool,
 ) -> Result<(), GraphError> {
     let digits: String = phone
         .display_phone_number
@@ -43,7 +78,7 @@ pub(crate) fn refusal(
     }
     let restrictions = world.restrictions.get(&phone.waba_id);
     let marketing = template.is_some_and(|t| t.category.eq_ignore_ascii_case("MARKETING"));
-    if marketing && restrictions.is_some_and(|r| r.marketing_on_cloud_disabled) {
+    if marketing && !marketing_api && restrictions.is_some_and(|r| r.marketing_on_cloud_disabled) {
         return Err(GraphError::new(
             400,
             131063,

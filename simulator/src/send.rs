@@ -438,13 +438,17 @@ struct Verdict {
 
 impl Simulator {
     /// Handles a send. `version` is the request's API version (`v25.0`).
+    /// `POST /{phone}/messages`, or `/marketing_messages` when `marketing_api`: the same body,
+    /// for marketing templates only, from a portfolio that accepted that API's terms, and
+    /// exempt from 131063 (which tells Cloud API senders to come here).
     pub(crate) fn send_message(
         &self,
         phone_id: &str,
         version: &str,
         body: &Value,
+        marketing_api: bool,
     ) -> Result<Value, GraphError> {
-        if str_of(body, "status") == Some("read") {
+        if !marketing_api && str_of(body, "status") == Some("read") {
             return self.mark_read(phone_id, body);
         }
         let kind = validate(body)?;
@@ -509,6 +513,10 @@ impl Simulator {
             template = Some(found);
         }
 
+        if marketing_api {
+            crate::restrictions::marketing_api_refusal(&world, &phone, template.as_ref())?;
+        }
+
         // Recipient.
         let (user_id, wa_id) = match (str_of(body, "recipient"), str_of(body, "to")) {
             (Some(bsuid), _) => match world.users.get(bsuid) {
@@ -530,7 +538,15 @@ impl Simulator {
             (None, None) => return Err(GraphError::missing("to")),
         };
 
-        crate::restrictions::refusal(&world, &phone, &user_id, template.as_ref(), body, now)?;
+        crate::restrictions::refusal(
+            &world,
+            &phone,
+            &user_id,
+            template.as_ref(),
+            body,
+            now,
+            marketing_api,
+        )?;
 
         // Throughput: a token bucket of `mps` per number.
         let mps = f64::from(phone.mps.max(1));
@@ -614,6 +630,11 @@ impl Simulator {
             accepted_at: now,
             priced: verdict.priced,
             outcome: verdict.outcome.map_err(|e| e.0),
+            api: if marketing_api {
+                "marketing_messages"
+            } else {
+                "messages"
+            },
             conversation_id,
             conversation_expires,
         };

@@ -317,3 +317,44 @@ async fn identity_changes_send_system_messages_and_retire_the_old_id() {
     assert_eq!(v["messages"][0]["system"]["previous_user_id"], new.as_str());
     assert_eq!(v["messages"][0]["system"]["user_id"], third.as_str());
 }
+
+/// `/marketing_messages`: marketing templates only, once the portfolio accepted the API's
+/// terms, and exempt from 131063 (which sends Cloud API marketing there).
+#[tokio::test]
+async fn the_marketing_messages_route_has_its_own_rules() {
+    let h = Harness::new().await;
+    h.seed_template("promo", "MARKETING");
+    h.seed_template("order_update", "UTILITY");
+    h.user_writes("447700900121");
+    let mm = |message: serde_json::Value| {
+        let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "447700900121"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(message.as_object().unwrap().clone());
+        body
+    };
+    let path = format!("{PHONE}/marketing_messages");
+    let (s, b) = h.post(&path, mm(template("promo", &["Ann"]))).await;
+    assert_eq!((s, code(&b)), (400, Some(100)), "not onboarded: {b}");
+    h.sim().set_restrictions(
+        WABA,
+        Restrictions {
+            marketing_on_cloud_disabled: true,
+            marketing_messages_onboarded: true,
+            ..Restrictions::default()
+        },
+    );
+    let (s, b) = h.post(&path, mm(template("order_update", &["Ann"]))).await;
+    assert_eq!((s, code(&b)), (400, Some(100)), "a utility template: {b}");
+    let (s, b) = h.post(&path, mm(text("hi"))).await;
+    assert_eq!((s, code(&b)), (400, Some(100)), "free-form: {b}");
+    let (s, b) = h.post(&path, mm(template("promo", &["Ann"]))).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = h.send("447700900121", template("promo", &["Ann"])).await;
+    assert_eq!(
+        (s, code(&b)),
+        (400, Some(131063)),
+        "the Cloud API still refuses it"
+    );
+    assert_eq!(h.sim().messages().last().unwrap().api, "marketing_messages");
+}

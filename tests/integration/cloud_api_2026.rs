@@ -488,3 +488,136 @@ async fn a_stale_identity_key_hash_is_refused_and_a_current_one_goes() {
     // The hash went to Meta as `recipient_identity_key_hash` both times, and nothing else did.
     assert_eq!(posts(&rig), vec![Some(137000), None]);
 }
+
+/// The Marketing Messages API: a number set to `marketing_messages` sends its marketing
+/// templates there (and everything else through `/messages`); a `cloud` number that Meta
+/// refuses with 131063 resends once through it when the fallback is on, with every gate
+/// unchanged; the simulator refuses the route before the portfolio accepted its terms.
+#[tokio::test]
+async fn marketing_templates_go_through_the_marketing_messages_api_when_set_or_after_131063() {
+    let rig = rig(|_| {}).await;
+    seed_template(&rig, "spring_sale", "MARKETING", "APPROVED").await;
+    seed_template(&rig, "order_update", "UTILITY", "APPROVED").await;
+    let routes = |rig: &crate::sender::Rig| -> Vec<&'static str> {
+        rig.sim.sim.messages().iter().map(|m| m.api).collect()
+    };
+    let uid = user(&rig, "447700900801", true).await;
+    consent(&rig, &uid, ConsentEvent::OptIn).await;
+    let t0 = now() * 1000;
+
+    // Not onboarded yet: the route refuses (terminal), and nothing is sent.
+    let mut mm = config();
+    mm.marketing_messages_numbers = [PHONE.to_owned()].into();
+    let sender = sender_with(&rig, graph(&rig), mm);
+    let o = send_one(
+        &rig,
+        &sender,
+        job(
+            "mm-0",
+            "447700900801",
+            template("spring_sale", &["Ann", "7"]),
+        ),
+        t0,
+    )
+    .await;
+    assert_eq!(o.outcome, sender::Verdict::Failed);
+    assert_eq!(o.error.as_ref().unwrap().code, 100);
+    assert!(routes(&rig).is_empty());
+
+    // Onboarded: marketing through /marketing_messages, utility through /messages.
+    restrict(
+        &rig,
+        Restrictions {
+            marketing_messages_onboarded: true,
+            ..Restrictions::default()
+        },
+    );
+    rig.sim.sim.advance_clock(10);
+    let o = send_one(
+        &rig,
+        &sender,
+        job(
+            "mm-1",
+            "447700900801",
+            template("spring_sale", &["Ann", "7"]),
+        ),
+        t0 + 10_000,
+    )
+    .await;
+    assert_eq!(o.outcome, sender::Verdict::Accepted, "{o:?}");
+    rig.sim.sim.advance_clock(10);
+    let o = send_one(
+        &rig,
+        &sender,
+        job(
+            "mm-2",
+            "447700900801",
+            template("order_update", &["Ann", "7"]),
+        ),
+        t0 + 20_000,
+    )
+    .await;
+    assert_eq!(o.outcome, sender::Verdict::Accepted, "{o:?}");
+    assert_eq!(routes(&rig), ["marketing_messages", "messages"]);
+
+    // A `cloud` number whose account has marketing disabled on the Cloud API: without the
+    // fallback the job fails `marketing_messages_required`; with it, it goes on the next try.
+    restrict(
+        &rig,
+        Restrictions {
+            marketing_on_cloud_disabled: true,
+            marketing_messages_onboarded: true,
+            ..Restrictions::default()
+        },
+    );
+    let cloud = sender_with(&rig, graph(&rig), config());
+    rig.sim.sim.advance_clock(10);
+    let o = send_one(
+        &rig,
+        &cloud,
+        job(
+            "mm-3",
+            "447700900801",
+            template("spring_sale", &["Ann", "7"]),
+        ),
+        t0 + 30_000,
+    )
+    .await;
+    assert_eq!(o.reason.as_deref(), Some("marketing_messages_required"));
+    let mut fallback = config();
+    fallback.marketing_messages_fallback = true;
+    let fallback = sender_with(&rig, graph(&rig), fallback);
+    rig.sim.sim.advance_clock(10);
+    let r = enqueue_and_receive(
+        &rig,
+        &[job(
+            "mm-4",
+            "447700900801",
+            template("spring_sale", &["Ann", "7"]),
+        )],
+    )
+    .await;
+    assert_eq!(
+        invoke(&rig, &fallback, &r, t0 + 40_000)
+            .await
+            .batch_item_failures
+            .len(),
+        1
+    );
+    rig.sim.sim.advance_clock(10);
+    invoke(&rig, &fallback, &r, t0 + 50_000).await;
+    let out = outcomes(&rig).await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].outcome, sender::Verdict::Accepted, "{out:?}");
+    assert_eq!(
+        routes(&rig),
+        ["marketing_messages", "messages", "marketing_messages"]
+    );
+    // Two refusals with 131063 (mm-3, then mm-4's first try), each answered once.
+    let codes = posts(&rig);
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(131063)).count(),
+        2,
+        "{codes:?}"
+    );
+}

@@ -53,6 +53,15 @@ pub struct SenderConfig {
     pub queue_max_receives: u32,
     /// `SEND_QUEUE_VISIBILITY_SECONDS` (180, the send queue's `VisibilityTimeout`).
     pub queue_visibility_s: u32,
+    /// `MARKETING_MESSAGES_NUMBERS` (empty): phone-number ids whose marketing templates go
+    /// through the Marketing Messages API (`marketing_messages`); every other number sends
+    /// them through the Cloud API (`cloud`). Other messages always go through the Cloud API.
+    pub marketing_messages_numbers: std::collections::BTreeSet<String>,
+    /// `MARKETING_MESSAGES_FALLBACK` (false): a marketing template the Cloud API refuses with
+    /// 131063 (marketing disabled there for the WABA) is sent again through the Marketing
+    /// Messages API, once, instead of failing `marketing_messages_required`. The alert fires
+    /// either way.
+    pub marketing_messages_fallback: bool,
     /// Caps every back-off before its jitter (131049's 24 h included) for runs that compress
     /// time, such as the fault run. Not read from the environment: `None` in every deployment.
     pub backoff_cap_ms: Option<i64>,
@@ -76,6 +85,8 @@ impl Default for SenderConfig {
             queue_retention_s: 345_600,
             queue_max_receives: 20,
             queue_visibility_s: 180,
+            marketing_messages_numbers: Default::default(),
+            marketing_messages_fallback: false,
             backoff_cap_ms: None,
         }
     }
@@ -105,6 +116,16 @@ impl SenderConfig {
                 .parsed_or("THROUGHPUT_MAX_WAIT_MS", d.throughput_max_wait_ms)?,
             concurrency: env.parsed_or("RECORD_CONCURRENCY", d.concurrency)?.max(1),
             limits_cache: Duration::from_secs(env.parsed_or("NUMBER_LIMITS_CACHE_SECONDS", 30u64)?),
+            marketing_messages_numbers: env
+                .get("MARKETING_MESSAGES_NUMBERS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            marketing_messages_fallback: env
+                .parsed_or("MARKETING_MESSAGES_FALLBACK", d.marketing_messages_fallback)?,
             queue_retention_s: env
                 .parsed_or("SEND_QUEUE_RETENTION_SECONDS", d.queue_retention_s)?,
             queue_max_receives: env
@@ -164,6 +185,19 @@ mod tests {
                 ..
             })
         ));
+        let d = SenderConfig::from_env(&[("PHONE_NUMBERS", "1:2")]).unwrap();
+        assert!(d.marketing_messages_numbers.is_empty() && !d.marketing_messages_fallback);
+        let mm = SenderConfig::from_env(&[
+            ("PHONE_NUMBERS", "1:2,3:2"),
+            ("MARKETING_MESSAGES_NUMBERS", " 1, 3 ,"),
+            ("MARKETING_MESSAGES_FALLBACK", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            mm.marketing_messages_numbers,
+            ["1".to_owned(), "3".to_owned()].into()
+        );
+        assert!(mm.marketing_messages_fallback);
     }
 }
 
@@ -180,5 +214,7 @@ mod template_tests {
         assert!(sender.contains("SEND_QUEUE_MAX_RECEIVES: \"20\""));
         assert!(sender.contains("SEND_QUEUE_VISIBILITY_SECONDS: \"180\""));
         assert!(sender.contains("SEND_QUEUE_RETENTION_SECONDS: !Ref MessageRetentionSeconds"));
+        assert!(sender.contains("MARKETING_MESSAGES_NUMBERS: !Ref MarketingMessagesNumbers"));
+        assert!(sender.contains("MARKETING_MESSAGES_FALLBACK: !Ref MarketingMessagesFallback"));
     }
 }

@@ -76,8 +76,19 @@ impl<P: SenderPorts> Sender<P> {
             return Ok(done(o, None));
         }
         let by_phone = to.by_user_id && matches!(t.job.to, Recipient::WaId(_));
+        let marketing = kind
+            == whatsapp_core::policy::OutboundKind::Template(
+                whatsapp_core::policy::TemplateCategoryKind::Marketing,
+            );
         Ok(Step::Ready(Box::new(Ready {
             by_phone,
+            marketing,
+            via_marketing_messages: marketing
+                && (t.checkpoint.via_marketing_messages
+                    || self
+                        .config
+                        .marketing_messages_numbers
+                        .contains(&t.job.phone_number_id)),
             callback: callback_data(&t.key, t.generation.as_deref()),
             job: t.job,
             key: t.key,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use whatsapp_core::graph::{SendMessageRequest, SendMessageResponse};
+use whatsapp_core::graph::{SendEndpoint, SendMessageRequest, SendMessageResponse};
 use whatsapp_core::policy::{PAIR_TURN_MARGIN_MS, reserved_turn_usable};
 use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl, Turn};
 
@@ -117,11 +117,14 @@ impl<P: SenderPorts> Sender<P> {
                 return Ok(Step::Later { delay_s: Some(1) });
             }
         }
-        let Some(request) = SendMessageRequest::for_job(&r.job, Some(&r.callback)) else {
+        let Some(mut request) = SendMessageRequest::for_job(&r.job, Some(&r.callback)) else {
             // Cannot happen: our callback data is 35 bytes.
             let o = Outcome::rejected("internal", "callback data too long", clock.now_ms());
             return Ok(done(stamp(o, &r.job, r.failures), None));
         };
+        if r.via_marketing_messages {
+            request.endpoint = SendEndpoint::MarketingMessages;
+        }
         let result = self.call_graph(&r, &request, clock, deadline_ms).await?;
         Ok(self.settle(r, result, clock).await)
     }

@@ -97,6 +97,7 @@ impl<P: SenderPorts> Sender<P> {
             // The turn was used; a resend takes a new one.
             pair_turn_at_ms: None,
             by_phone: r.by_phone,
+            via_marketing_messages: r.via_marketing_messages,
         };
         tracing::warn!(phone_number_id = %r.job.phone_number_id, "send outcome unknown; reconciling through status webhooks");
         let wait = self.config.reconcile_after_ms;
@@ -120,6 +121,22 @@ impl<P: SenderPorts> Sender<P> {
             && let Some(step) = self.send_by_phone(&r, clock).await?
         {
             return Ok(step);
+        }
+        if c.action == ErrorAction::UseMarketingMessages
+            && self.config.marketing_messages_fallback
+            && r.marketing
+            && !r.via_marketing_messages
+        {
+            let cp = Checkpoint {
+                via_marketing_messages: true,
+                ..r.unsent()
+            };
+            self.hold(&r.key, &r.owner, now_ms + 1_000, &cp).await?;
+            tracing::info!(
+                phone_number_id = %r.job.phone_number_id,
+                "marketing is disabled on the Cloud API for this account (131063); sending through the Marketing Messages API"
+            );
+            return Ok(Step::Later { delay_s: Some(1) });
         }
         if c.class == ErrorClass::Terminal {
             if c.action == ErrorAction::RecordMarketingOptOut {
@@ -185,6 +202,7 @@ impl<P: SenderPorts> Sender<P> {
             uncertain: r.uncertain,
             pair_turn_at_ms: None,
             by_phone: r.by_phone,
+            via_marketing_messages: r.via_marketing_messages,
         };
         self.hold(&r.key, &r.owner, now_ms + backoff_ms, &cp)
             .await?;

@@ -61,6 +61,10 @@ pub(crate) struct Checkpoint {
     /// to the user's phone number.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub by_phone: bool,
+    /// The Cloud API refused this marketing template with 131063: the next holder sends it
+    /// through the Marketing Messages API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_marketing_messages: bool,
 }
 
 impl Checkpoint {
@@ -109,6 +113,11 @@ pub(crate) struct Ready {
     /// The message goes to the user's phone number, not the business-scoped id the job named
     /// (see [`Checkpoint::by_phone`]).
     pub by_phone: bool,
+    /// A marketing template (by its stored category): the one kind of message the Marketing
+    /// Messages API takes.
+    pub marketing: bool,
+    /// Send through the Marketing Messages API (see [`Checkpoint::via_marketing_messages`]).
+    pub via_marketing_messages: bool,
 }
 
 impl Ready {
@@ -116,6 +125,7 @@ impl Ready {
     pub(crate) fn unsent(&self) -> Checkpoint {
         Checkpoint {
             by_phone: self.by_phone,
+            via_marketing_messages: self.via_marketing_messages,
             ..Checkpoint::unsent(self.failures, self.uncertain)
         }
     }

@@ -173,7 +173,7 @@ impl GraphApi for GraphHttpClient {
         access_token: &str,
     ) -> Result<SendMessageResponse, GraphCallError> {
         self.post(
-            &format!("{phone_number_id}/messages"),
+            &request.endpoint.path(phone_number_id),
             request,
             access_token,
         )
@@ -187,7 +187,7 @@ impl GraphApi for GraphHttpClient {
         access_token: &str,
         timeout: Duration,
     ) -> Result<SendMessageResponse, GraphCallError> {
-        let url = format!("{}/{phone_number_id}/messages", self.base);
+        let url = format!("{}/{}", self.base, request.endpoint.path(phone_number_id));
         // The client's own timeout still applies; this one may only shorten it.
         self.call(
             self.http.post(url).json(request).timeout(timeout),

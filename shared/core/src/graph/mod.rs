@@ -15,9 +15,35 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
 /// The longest `biz_opaque_callback_data` Meta accepts, in bytes.
 pub const CALLBACK_DATA_MAX: usize = 512;
 
-/// The JSON body of `POST /{phone-number-id}/messages`.
+/// Which route a message is sent through. Meta asks that marketing templates go through the
+/// Marketing Messages API and everything else through the Cloud API ("Route template messages
+/// by category", Sep 2026); a WABA whose marketing is disabled on the Cloud API answers 131063.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SendEndpoint {
+    /// `POST /{phone-number-id}/messages`.
+    #[default]
+    Messages,
+    /// `POST /{phone-number-id}/marketing_messages` (marketing templates only).
+    MarketingMessages,
+}
+
+impl SendEndpoint {
+    /// The path below the API version for `phone_number_id`.
+    pub fn path(self, phone_number_id: &str) -> String {
+        match self {
+            SendEndpoint::Messages => format!("{phone_number_id}/messages"),
+            SendEndpoint::MarketingMessages => format!("{phone_number_id}/marketing_messages"),
+        }
+    }
+}
+
+/// The JSON body of `POST /{phone-number-id}/messages` (and of `/marketing_messages`, which
+/// takes the same body for a template).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SendMessageRequest<'a> {
+    /// Where it is posted; not part of the body.
+    #[serde(skip)]
+    pub endpoint: SendEndpoint,
     pub messaging_product: &'static str,
     pub recipient_type: &'static str,
     /// Phone number recipient.
@@ -53,6 +79,7 @@ impl<'a> SendMessageRequest<'a> {
             Recipient::UserId(u) => (None, Some(u.as_str())),
         };
         Some(SendMessageRequest {
+            endpoint: SendEndpoint::Messages,
             messaging_product: "whatsapp",
             recipient_type: "individual",
             to,
