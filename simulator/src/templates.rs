@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::body::variables;
 use crate::model::Template;
-use crate::send::variables;
 use crate::{GraphError, Simulator};
 
 const DAY_S: i64 = 86_400;
