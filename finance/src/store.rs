@@ -423,18 +423,15 @@ impl RateTable {
 
     /// Each business account's currency, as set.
     pub async fn currencies(&self) -> Result<BTreeMap<String, Currency>, StoreError> {
-        Ok(self
-            .scan()
-            .await?
-            .iter()
-            .filter(|i| text(i, "pk").is_some_and(|p| p.starts_with(CURRENCY_PREFIX)))
-            .filter_map(|i| {
-                Some((
-                    text(i, "waba_id")?,
-                    Currency::from_code(&text(i, "currency")?)?,
-                ))
-            })
-            .collect())
+        Ok(currencies_of(&self.scan().await?))
+    }
+
+    /// The card and the accounts' currencies, from one scan (a report needs both).
+    pub async fn load_with_currencies(
+        &self,
+    ) -> Result<(Vec<Rate>, BTreeMap<String, Currency>), StoreError> {
+        let items = self.scan().await?;
+        Ok((rates_of(&items)?, currencies_of(&items)))
     }
 
     async fn scan(&self) -> Result<Vec<Item>, StoreError> {
@@ -455,23 +452,39 @@ impl RateTable {
 
     /// The whole card.
     pub async fn load(&self) -> Result<Vec<Rate>, StoreError> {
-        self.scan()
-            .await?
-            .iter()
-            .filter(|i| text(i, "pk").is_some_and(|p| p.starts_with("RATE#")))
-            .map(|i| {
-                rate(i).ok_or_else(|| {
-                    StoreError::new(
-                        "rates.scan",
-                        format!(
-                            "unreadable rate item {:?}",
-                            text(i, "pk").unwrap_or_default()
-                        ),
-                    )
-                })
-            })
-            .collect()
+        rates_of(&self.scan().await?)
     }
+}
+
+fn currencies_of(items: &[Item]) -> BTreeMap<String, Currency> {
+    items
+        .iter()
+        .filter(|i| text(i, "pk").is_some_and(|p| p.starts_with(CURRENCY_PREFIX)))
+        .filter_map(|i| {
+            Some((
+                text(i, "waba_id")?,
+                Currency::from_code(&text(i, "currency")?)?,
+            ))
+        })
+        .collect()
+}
+
+fn rates_of(items: &[Item]) -> Result<Vec<Rate>, StoreError> {
+    items
+        .iter()
+        .filter(|i| text(i, "pk").is_some_and(|p| p.starts_with("RATE#")))
+        .map(|i| {
+            rate(i).ok_or_else(|| {
+                StoreError::new(
+                    "rates.scan",
+                    format!(
+                        "unreadable rate item {:?}",
+                        text(i, "pk").unwrap_or_default()
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Where a business account's currency is kept in the rate-card table.

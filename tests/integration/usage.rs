@@ -728,4 +728,6 @@ BR,marketing,BRL,0.3500,2025-07-01
     rates.set_currency("W1", brl, now()).await.unwrap();
     assert_eq!(rates.load().await.unwrap().len(), 2);
     assert_eq!(rates.currencies().await.unwrap().get("W1"), Some(&brl));
+    let (card, currencies) = rates.load_with_currencies().await.unwrap();
+    assert_eq!((card.len(), currencies.get("W1")), (2, Some(&brl)));
 }

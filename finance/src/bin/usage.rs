@@ -162,10 +162,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 (None, Default::default())
             } else {
                 let rates = RateTable::new(ddb, required("RATE_CARD_TABLE")?);
-                (
-                    Some(RateCard::new(rates.load().await?)),
-                    rates.currencies().await?,
-                )
+                let (card, currencies) = rates.load_with_currencies().await?;
+                (Some(RateCard::new(card)), currencies)
             };
             let r = report::build_in(a.period, &rows, &a.group_by, card.as_ref(), &currencies)?;
             print!("{}", r.render(a.format));
@@ -186,10 +184,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let (card, currency) = match ProcessEnv.get("RATE_CARD_TABLE") {
                 Some(t) => {
                     let rates = RateTable::new(ddb.clone(), t);
-                    let card = RateCard::new(rates.load().await?);
-                    let currency = rates
-                        .currencies()
-                        .await?
+                    let (card, currencies) = rates.load_with_currencies().await?;
+                    let card = RateCard::new(card);
+                    let currency = currencies
                         .get(&a.waba)
                         .copied()
                         .or_else(|| card.single_currency());
