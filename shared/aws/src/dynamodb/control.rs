@@ -136,28 +136,11 @@ impl DynamoSendControl {
             .transact_items(TransactWriteItem::builder().update(day).build())
             .send()
             .await;
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         match res {
             Ok(_) => Ok(Some(Reach::Reserved)),
             // Another sender got there first (a condition failed or the items were busy):
             // read again and retry. Any other cancellation reason is a real error.
-            Err(e)
-                if e.as_service_error().is_some_and(|se| match se {
-                    TransactWriteItemsError::TransactionCanceledException(c) => {
-                        c.cancellation_reasons().iter().all(|r| {
-                            matches!(
-                                r.code(),
-                                None | Some(
-                                    "None" | "ConditionalCheckFailed" | "TransactionConflict"
-                                )
-                            )
-                        })
-                    }
-                    _ => false,
-                }) =>
-            {
-                Ok(None)
-            }
+            Err(e) if super::cancelled_by_a_concurrent_write(&e) => Ok(None),
             Err(e) => Err(StoreError::new("control.reach", e)),
         }
     }

@@ -14,7 +14,6 @@
 //! has no TTL, like consent.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use super::{DynamoContactStore, Item, n, num, s, text};
@@ -148,25 +147,9 @@ impl DynamoIdentityStore {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) if cancelled_by_a_concurrent_write(&e) => Ok(false),
+            Err(e) if super::cancelled_by_a_concurrent_write(&e) => Ok(false),
             Err(e) => Err(StoreError::new("identity.move", e)),
         }
-    }
-}
-
-fn cancelled_by_a_concurrent_write(
-    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
-) -> bool {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-            c.cancellation_reasons().iter().all(|r| {
-                matches!(
-                    r.code(),
-                    None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
-                )
-            })
-        }
-        _ => false,
     }
 }
 

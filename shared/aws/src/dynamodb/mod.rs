@@ -115,3 +115,23 @@ impl ConditionFailure for aws_sdk_dynamodb::operation::put_item::PutItemError {
         }
     }
 }
+
+/// Whether a `TransactWriteItems` was cancelled only because another writer got there first (a
+/// condition failed or an item was busy): the caller reads again and retries. Any other
+/// cancellation reason is a real error.
+pub(crate) fn cancelled_by_a_concurrent_write(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().all(|r| {
+                matches!(
+                    r.code(),
+                    None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                )
+            })
+        }
+        _ => false,
+    }
+}
