@@ -18,6 +18,10 @@ pub enum FaultRoute {
     Templates,
     PhoneNumbers,
     Analytics,
+    /// `POST /{phone}/media`, `GET` and `DELETE /{media-id}`.
+    Media,
+    /// The download URL `GET /{media-id}` hands out.
+    MediaDownload,
     Any,
 }
 
@@ -55,6 +59,26 @@ pub struct InboundSpec {
     /// Omit the phone number from the webhook (a user with a username).
     #[serde(default)]
     pub hide_phone_number: bool,
+    /// The file of an image, audio, video, document or sticker message: stored as Meta
+    /// stores it, and named in the message by `id`, `mime_type`, `sha256` and `url`.
+    #[serde(default)]
+    pub media: Option<InboundMedia>,
+}
+
+/// A file a simulated user sends: its bytes given (`data_base64`) or made up (`size_bytes` of
+/// deterministic bytes starting with the type's signature).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InboundMedia {
+    pub mime_type: String,
+    #[serde(default)]
+    pub data_base64: Option<String>,
+    #[serde(default)]
+    pub size_bytes: Option<usize>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Raw bytes (Rust callers).
+    #[serde(skip)]
+    pub bytes: Option<Vec<u8>>,
 }
 
 impl Simulator {
@@ -207,13 +231,45 @@ impl Simulator {
             .get(&spec.phone_number_id)
             .cloned()
             .ok_or("unknown phone number")?;
+        let mut message = spec.message.clone();
+        if let Some(media) = spec.media {
+            let kind = message["type"]
+                .as_str()
+                .filter(|k| ["image", "audio", "video", "document", "sticker"].contains(k))
+                .ok_or("media needs a message of type image, audio, video, document or sticker")?
+                .to_owned();
+            let bytes = match (media.bytes, media.data_base64, media.size_bytes) {
+                (Some(b), _, _) => b,
+                (None, Some(b64), _) => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|_| "data_base64 is not base64")?
+                }
+                (None, None, Some(n)) => {
+                    crate::media::synthetic_bytes(&media.mime_type, n, world.seq)
+                }
+                (None, None, None) => return Err("media needs data_base64 or size_bytes".into()),
+            };
+            drop(world);
+            let fields =
+                self.inbound_media_fields(&phone.id, &media.mime_type, bytes, media.filename);
+            world = self.world();
+            let body = message
+                .as_object_mut()
+                .ok_or("message must be an object")?
+                .entry(kind)
+                .or_insert_with(|| json!({}));
+            if let (Some(b), Some(f)) = (body.as_object_mut(), fields.as_object()) {
+                b.extend(f.clone());
+            }
+        }
         let wamid = world.next_wamid("HBgLINBOUND");
         let u = world.users.get_mut(&uid).ok_or("unknown user")?;
         u.last_inbound.insert(phone.id.clone(), now);
         if spec.referral.is_some() {
             u.last_referral.insert(phone.id.clone(), now);
         }
-        let mut message = spec.message.clone();
         let obj = message.as_object_mut().ok_or("message must be an object")?;
         obj.insert("id".into(), json!(wamid));
         obj.insert("timestamp".into(), json!(now.to_string()));
@@ -240,6 +296,7 @@ impl Simulator {
                 user_id: uid,
                 at: now,
                 read: false,
+                typing_at: None,
             },
         );
         drop(world);
@@ -376,6 +433,11 @@ impl Simulator {
     }
 
     /// Every Graph request so far.
+    /// A message a user sent, with whether it was marked read (and typing shown).
+    pub fn inbound_message(&self, wamid: &str) -> Option<crate::model::Inbound> {
+        self.world().inbound.get(wamid).cloned()
+    }
+
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.world().requests.clone()
     }

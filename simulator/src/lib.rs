@@ -14,6 +14,7 @@ mod control;
 mod control_http;
 mod graph;
 mod identity;
+mod media;
 mod model;
 mod restrictions;
 mod send;
@@ -27,8 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use control::{Fault, FaultRoute, InboundSpec, PhoneChange};
+pub use control::{Fault, FaultRoute, InboundMedia, InboundSpec, PhoneChange};
 
+pub use media::{MediaObject, RETENTION_S as MEDIA_RETENTION_S, URL_TTL_S as MEDIA_URL_TTL_S};
 pub use model::{Delivery, Inbound, Outbound, Priced, RequestRecord, Restrictions, Tier};
 
 /// What the simulator does, and how Meta-like its webhooks are.
@@ -225,6 +227,8 @@ pub(crate) struct Inner {
     clock_offset_ms: AtomicI64,
     rng: Mutex<u64>,
     webhooks: webhooks::Outbox,
+    /// `http://host:port` once serving: the base of media download URLs.
+    public_url: Mutex<Option<String>>,
 }
 
 /// A handle on one simulator; cheap to clone.
@@ -267,6 +271,7 @@ impl Simulator {
             clock_offset_ms: AtomicI64::new(0),
             rng: Mutex::new(seed | 1),
             webhooks: webhooks::Outbox::start(weak.clone()),
+            public_url: Mutex::new(None),
         });
         Simulator { inner }
     }
@@ -276,6 +281,7 @@ impl Simulator {
         let sim = Simulator::new(config);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        *lock(&sim.inner.public_url) = Some(format!("http://{addr}"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = graph::router(sim.clone()).merge(control_http::router(sim.clone()));
         tokio::spawn(async move {

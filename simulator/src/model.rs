@@ -178,6 +178,9 @@ pub struct Inbound {
     pub user_id: String,
     pub at: i64,
     pub read: bool,
+    /// When a typing indicator was last shown for this message (mark-as-read with
+    /// `typing_indicator`).
+    pub typing_at: Option<i64>,
 }
 
 /// A Graph request as the simulator saw it.
@@ -252,6 +255,10 @@ pub struct World {
     pub marketing_refused: HashMap<(String, String), i64>,
     /// Per account: marketing sent to a user within 24 h of a 131049 for them.
     pub excessive_marketing_retries: HashMap<String, u32>,
+    /// Media objects by id (uploaded and inbound).
+    pub media: HashMap<String, crate::media::MediaObject>,
+    /// Download-URL token → (media id, expiry in ms).
+    pub media_urls: HashMap<String, (String, i64)>,
     pub seq: u64,
     /// This simulator's own part of every wamid. Meta's ids never repeat, so a restarted
     /// simulator must not hand out the ids an earlier one did: a stack kept running across

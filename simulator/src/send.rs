@@ -238,10 +238,19 @@ impl Simulator {
 
     fn mark_read(&self, phone_id: &str, body: &Value) -> Result<Value, GraphError> {
         let id = need_str(body, "message_id", "")?;
+        if let Some(t) = body.get("typing_indicator")
+            && t.get("type").and_then(Value::as_str) != Some("text")
+        {
+            return Err(GraphError::invalid("typing_indicator.type must be text."));
+        }
+        let now = self.now();
         let mut world = self.world();
         match world.inbound.get_mut(id) {
             Some(m) if m.phone_number_id == phone_id => {
                 m.read = true;
+                if body.get("typing_indicator").is_some() {
+                    m.typing_at = Some(now);
+                }
                 Ok(json!({"success": true}))
             }
             _ => Err(GraphError::invalid(format!(

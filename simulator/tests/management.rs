@@ -353,6 +353,7 @@ async fn batching_puts_several_changes_in_one_post() {
                 referral: None,
                 context: None,
                 hide_phone_number: false,
+                media: None,
             },
         )
         .unwrap();

@@ -84,6 +84,7 @@ async fn a_555_number_sends_nothing_until_its_display_name_is_approved() {
                 referral: None,
                 context: None,
                 hide_phone_number: false,
+                media: None,
             },
         )
         .unwrap();

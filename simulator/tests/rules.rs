@@ -364,6 +364,7 @@ async fn free_entry_point_makes_the_reply_free() {
                 referral: Some(json!({"source_type": "ad", "source_id": "1", "ctwa_clid": "ARA"})),
                 context: None,
                 hide_phone_number: false,
+                media: None,
             },
         )
         .unwrap();
@@ -392,6 +393,7 @@ async fn bsuid_recipients_and_hidden_phone_numbers() {
                 referral: None,
                 context: None,
                 hide_phone_number: true,
+                media: None,
             },
         )
         .unwrap();

@@ -455,6 +455,7 @@ async fn main() -> Result<(), Error> {
                 referral: None,
                 context: None,
                 hide_phone_number: false,
+                media: None,
             },
         )
     };

@@ -316,6 +316,7 @@ pub(crate) fn user_writes(rig: &Rig, uid: &str, body: &str) {
                 referral: None,
                 context: None,
                 hide_phone_number: false,
+                media: None,
             },
         )
         .unwrap();

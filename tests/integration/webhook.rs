@@ -135,6 +135,7 @@ async fn a_conversation_through_the_simulator() {
                 referral: None,
                 context: None,
                 hide_phone_number: false,
+                media: None,
             },
         )
         .unwrap();

@@ -205,6 +205,7 @@ impl Harness {
                     referral: None,
                     context: None,
                     hide_phone_number: false,
+                    media: None,
                 },
             )
             .unwrap()
