@@ -11,35 +11,13 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use crate::model::MediaObject;
 use crate::{GraphError, Simulator, lock};
 
 /// How long a download URL works (Meta: about 5 minutes).
 pub const URL_TTL_S: i64 = 300;
 /// How long Meta keeps media (uploaded and inbound): 30 days.
-pub const RETENTION_S: i64 = 30 * 86_400;
-
-/// One media object.
-#[derive(Debug, Clone)]
-pub struct MediaObject {
-    pub id: String,
-    /// The business number that uploaded or received it.
-    pub phone_number_id: String,
-    pub mime_type: String,
-    pub bytes: Arc<Vec<u8>>,
-    /// Lowercase hex of the SHA-256 of `bytes`.
-    pub sha256_hex: String,
-    pub filename: Option<String>,
-    pub created_at: i64,
-    pub deleted: bool,
-    /// Uploaded by the business (`true`) or sent by a user.
-    pub uploaded: bool,
-}
-
-impl MediaObject {
-    fn alive(&self, now: i64) -> bool {
-        !self.deleted && now < self.created_at + RETENTION_S
-    }
-}
+pub const RETENTION_S: i64 = crate::model::MEDIA_RETENTION_S;
 
 /// What one upload or inbound media is checked against (§1c): the MIME types of each kind and
 /// its size limit in bytes.

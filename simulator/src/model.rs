@@ -256,7 +256,7 @@ pub struct World {
     /// Per account: marketing sent to a user within 24 h of a 131049 for them.
     pub excessive_marketing_retries: HashMap<String, u32>,
     /// Media objects by id (uploaded and inbound).
-    pub media: HashMap<String, crate::media::MediaObject>,
+    pub media: HashMap<String, MediaObject>,
     /// Download-URL token → (media id, expiry in ms).
     pub media_urls: HashMap<String, (String, i64)>,
     pub seq: u64,
@@ -385,4 +385,30 @@ pub fn country_of(wa_id: &str) -> &'static str {
         }
     }
     best.map_or("ZZ", |(_, cc)| cc)
+}
+
+/// How long Meta keeps media (uploaded and inbound): 30 days.
+pub const MEDIA_RETENTION_S: i64 = 30 * 86_400;
+
+/// One media object.
+#[derive(Debug, Clone)]
+pub struct MediaObject {
+    pub id: String,
+    /// The business number that uploaded or received it.
+    pub phone_number_id: String,
+    pub mime_type: String,
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    /// Lowercase hex of the SHA-256 of `bytes`.
+    pub sha256_hex: String,
+    pub filename: Option<String>,
+    pub created_at: i64,
+    pub deleted: bool,
+    /// Uploaded by the business (`true`) or sent by a user.
+    pub uploaded: bool,
+}
+
+impl MediaObject {
+    pub(crate) fn alive(&self, now: i64) -> bool {
+        !self.deleted && now < self.created_at + crate::model::MEDIA_RETENTION_S
+    }
 }

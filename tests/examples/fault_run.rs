@@ -385,6 +385,8 @@ async fn main() -> Result<(), Error> {
         phone_state_table: t["phones"].clone(),
         dedupe_table: t["dedupe"].clone(),
         inbound_queue_url: inbound_url.clone(),
+        // The fault run's users write text: no file to fetch.
+        media_queue_url: inbound_url.clone(),
         meta_events_topic_arn: topic_arn,
         quarantine_bucket: bucket,
         s3_path_style: true,

@@ -78,6 +78,7 @@ async fn main() -> Result<(), Error> {
         phone_state_table: tables[4].clone(),
         dedupe_table: tables[5].clone(),
         inbound_queue_url: queue_url.clone(),
+        media_queue_url: queue_url.clone(),
         // Statuses only: nothing is published or quarantined, but the ports are real.
         meta_events_topic_arn: aws_sdk_sns::Client::new(&aws)
             .create_topic()

@@ -10,6 +10,7 @@ mod cloud_api_2026;
 mod dedupe;
 mod graph_http;
 mod identity;
+mod media;
 mod poller;
 mod queue;
 mod secrets;

@@ -248,6 +248,7 @@ pub async fn ingest_stack() -> IngestStack {
         phone_state_table: table(&ddb, "phones").await,
         dedupe_table: table(&ddb, "dedupe").await,
         inbound_queue_url: queue(&sqs, "inbound").await,
+        media_queue_url: queue(&sqs, "media").await,
         meta_events_topic_arn: topic_arn,
         quarantine_bucket: bucket.clone(),
         s3_path_style: true,

@@ -77,7 +77,7 @@ pub(crate) async fn front(handler: Arc<AwsWebhook>) -> String {
     format!("http://{addr}/webhook")
 }
 
-async fn simulator(callback: &str) -> simulator::RunningSimulator {
+pub(crate) async fn simulator(callback: &str) -> simulator::RunningSimulator {
     let cfg = SimConfig {
         app_secret: APP_SECRET.into(),
         callback_url: Some(callback.into()),
@@ -659,8 +659,15 @@ async fn http_edge_cases_against_the_real_adapters() {
         drain(&stack.aws, &stack.resources.inbound_queue_url)
             .await
             .len(),
-        4,
-        "2 entries x 2 messages reach the bots"
+        2,
+        "2 entries x 2 messages: the texts reach the bots"
+    );
+    assert_eq!(
+        drain(&stack.aws, &stack.resources.media_queue_url)
+            .await
+            .len(),
+        2,
+        "and the images go through the media fetcher first"
     );
 }
 

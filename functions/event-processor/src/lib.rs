@@ -3,9 +3,8 @@
 //! exactly-once code as the webhook. Reports partial batch failures: only the records that
 //! failed are retried, and a record that keeps failing reaches the DLQ after the redrive count.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
-use futures_util::future::join_all;
-use tracing::{Instrument, info, info_span, warn};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
+use tracing::{info, warn};
 use whatsapp_core::ingest::{self, IngestConfig, IngestPorts, Outcome};
 use whatsapp_core::webhook::Envelope;
 
@@ -28,34 +27,8 @@ enum Failure {
 
 impl<P: IngestPorts> Processor<P> {
     pub async fn handle(&self, records: &[SqsMessage], now_ms: i64) -> SqsBatchResponse {
-        let mut failures = Vec::new();
-        for chunk in records.chunks(self.concurrency.max(1)) {
-            let results = join_all(chunk.iter().map(|r| {
-                let span = info_span!("record", message_id = r.message_id.as_deref().unwrap_or(""));
-                self.record(r, now_ms).instrument(span)
-            }))
-            .await;
-            for (record, result) in chunk.iter().zip(results) {
-                if let Err(kind) = result {
-                    warn!(
-                        message_id = record.message_id.as_deref().unwrap_or(""),
-                        ?kind,
-                        "record failed"
-                    );
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = record.message_id.clone().unwrap_or_default();
-                    failures.push(f);
-                }
-            }
-        }
-        info!(
-            records = records.len(),
-            failed = failures.len(),
-            "batch processed"
-        );
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        response
+        whatsapp_aws::sqs_batch::each_record(records, self.concurrency, |r| self.record(r, now_ms))
+            .await
     }
 
     async fn record(&self, record: &SqsMessage, now_ms: i64) -> Result<(), Failure> {
@@ -131,6 +104,38 @@ mod tests {
                 .unwrap()
                 .contains_key("wamid.HBgNSTATUS1")
         );
+    }
+
+    #[tokio::test]
+    async fn every_inbound_event_follows_the_bots_contract() {
+        let schema: serde_json::Value = serde_json::from_str(&fixture(
+            "../../shared/core/schema/inbound-event.schema.json",
+        ))
+        .unwrap();
+        let contract = jsonschema::validator_for(&schema).unwrap();
+        let p = Processor {
+            ports: MemoryPorts::default(),
+            ingest: IngestConfig::default(),
+            concurrency: 4,
+        };
+        let names = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/meta"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("inbound-") || n.starts_with("batched-"));
+        let records: Vec<SqsMessage> = names.map(|n| record(&n, &fixture(&n))).collect();
+        assert!(records.len() >= 5);
+        p.handle(&records, 1_751_234_567_000).await;
+        let mut bodies = p.ports.inbound.bodies();
+        bodies.extend(p.ports.media_fetch.bodies());
+        assert!(
+            !p.ports.media_fetch.bodies().is_empty(),
+            "the fixtures hold media"
+        );
+        for b in bodies {
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+            let errors: Vec<String> = contract.iter_errors(&v).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{errors:?} in {v}");
+        }
     }
 
     #[tokio::test]

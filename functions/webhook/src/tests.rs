@@ -200,7 +200,9 @@ async fn a_batched_payload_processes_every_entry_change_and_item() {
     let (resp, tally) = signed(&w, &fixture("batched-2-entries-2-changes.json")).await;
     assert_eq!(resp.status, 200);
     assert_eq!((tally.items, tally.applied), (6, 6));
-    assert_eq!(w.ports.inbound.bodies().len(), 4);
+    // Two texts straight to the bots; two images through the media fetcher first.
+    assert_eq!(w.ports.inbound.bodies().len(), 2);
+    assert_eq!(w.ports.media_fetch.bodies().len(), 2);
     assert_eq!(w.ports.messages.items.lock().unwrap().len(), 2);
 }
 

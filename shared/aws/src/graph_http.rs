@@ -3,14 +3,17 @@
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use whatsapp_core::graph::{
     DEFAULT_GRAPH_VERSION, GraphErrorEnvelope, MarkReadRequest, PHONE_NUMBER_FIELDS,
     PhoneNumberInfo, SendMessageRequest, SendMessageResponse,
 };
-use whatsapp_core::ports::{GraphApi, GraphCallError, TemplateApi};
+use whatsapp_core::ports::{
+    BoxError, ByteStream, DownloadError, GraphApi, GraphCallError, MediaApi, MediaInfo,
+    TemplateApi, Upload,
+};
 use whatsapp_core::templates::{CreatedTemplate, TemplatePage, TemplateSubmission};
 
 /// Where and how to call the Graph API.
@@ -287,5 +290,130 @@ impl TemplateApi for GraphHttpClient {
         .map_err(|e| GraphCallError::Transport(Box::new(e)))?;
         let req = self.http.get(url);
         self.call(req, access_token).await
+    }
+}
+
+/// How long a media transfer (download or upload) may take: files are up to 100 MB, so far
+/// longer than a message send. Keep it under the function's timeout.
+pub const MEDIA_TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A download's body as a [`ByteStream`]: chunks as they arrive.
+pub struct HttpDownload(reqwest::Response);
+
+impl ByteStream for HttpDownload {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BoxError> {
+        match self.0.chunk().await {
+            Ok(c) => Ok(c.map(|b| b.to_vec())),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MediaNode {
+    url: String,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    file_size: Option<u64>,
+}
+
+/// `file_size` arrives as a number, and in some answers as a string.
+fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct UploadedMedia {
+    id: String,
+}
+
+/// A [`ByteStream`] as a request body stream, ending at the first error.
+fn body_stream<B: ByteStream + 'static>(
+    body: B,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, BoxError>> + Send + 'static {
+    futures_util::stream::unfold(Some(body), |state| async move {
+        let mut b = state?;
+        match b.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(b))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+impl MediaApi for GraphHttpClient {
+    type Download = HttpDownload;
+
+    async fn media_info(
+        &self,
+        media_id: &str,
+        access_token: &str,
+    ) -> Result<MediaInfo, GraphCallError> {
+        let node: MediaNode = self
+            .call(
+                self.http.get(format!("{}/{media_id}", self.base)),
+                access_token,
+            )
+            .await?;
+        Ok(MediaInfo {
+            url: node.url,
+            mime_type: node.mime_type,
+            sha256: node.sha256,
+            file_size: node.file_size,
+        })
+    }
+
+    async fn download(&self, url: &str, access_token: &str) -> Result<HttpDownload, DownloadError> {
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .timeout(MEDIA_TRANSFER_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| DownloadError::Failed(Box::new(e)))?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(HttpDownload(resp)),
+            401 | 403 | 404 | 410 => Err(DownloadError::Refused(status)),
+            _ => Err(DownloadError::Failed(
+                format!("the media host answered HTTP {status}").into(),
+            )),
+        }
+    }
+
+    async fn upload<B: ByteStream + 'static>(
+        &self,
+        phone_number_id: &str,
+        file: Upload<B>,
+        access_token: &str,
+    ) -> Result<String, GraphCallError> {
+        let body = reqwest::Body::wrap_stream(body_stream(file.body));
+        let mut part = reqwest::multipart::Part::stream_with_length(body, file.size)
+            .mime_str(&file.mime_type)
+            .map_err(|e| GraphCallError::Transport(Box::new(e)))?;
+        if let Some(name) = file.filename {
+            part = part.file_name(name);
+        } else {
+            part = part.file_name("file");
+        }
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", file.mime_type)
+            .part("file", part);
+        let req = self
+            .http
+            .post(format!("{}/{phone_number_id}/media", self.base))
+            .multipart(form)
+            .timeout(MEDIA_TRANSFER_TIMEOUT);
+        let uploaded: UploadedMedia = self.call(req, access_token).await?;
+        Ok(uploaded.id)
     }
 }

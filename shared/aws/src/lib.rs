@@ -7,17 +7,21 @@
 mod dynamodb;
 mod graph_http;
 mod s3;
+mod s3_media;
 mod secrets;
 mod sns;
 mod sqs;
+pub mod sqs_batch;
 
 pub use dynamodb::{
-    CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoIdentityStore, DynamoMessageStore,
-    DynamoPhoneStateStore, DynamoSendControl, DynamoSessionStore, DynamoTemplateStore,
-    POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_buckets, volume_tier_pk,
+    CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoIdentityStore, DynamoMediaIds,
+    DynamoMessageStore, DynamoPhoneStateStore, DynamoSendControl, DynamoSessionStore,
+    DynamoTemplateStore, POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_buckets,
+    volume_tier_pk,
 };
-pub use graph_http::{GraphHttpClient, GraphHttpConfig};
+pub use graph_http::{GraphHttpClient, GraphHttpConfig, HttpDownload, MEDIA_TRANSFER_TIMEOUT};
 pub use s3::S3Quarantine;
+pub use s3_media::{PART_BYTES, S3Objects, S3Reader};
 pub use secrets::{CachedSecrets, SecretFetcher, SecretsManagerFetcher};
 pub use sns::{SnsAlerts, SnsEvents};
 pub use sqs::SqsQueue;
@@ -74,6 +78,7 @@ pub struct AwsIngestPorts {
     pub phones: DynamoPhoneStateStore,
     pub dedupe: DynamoDedupeStore,
     pub inbound: SqsQueue,
+    pub media_fetch: SqsQueue,
     pub meta_events: SnsEvents,
     pub quarantine: S3Quarantine,
     pub identities: DynamoIdentityStore,
@@ -89,6 +94,8 @@ pub struct IngestResources {
     pub phone_state_table: String,
     pub dedupe_table: String,
     pub inbound_queue_url: String,
+    /// The queue of inbound messages whose file the media fetcher keeps before bots get them.
+    pub media_queue_url: String,
     /// The topic the Meta events we do not own are published on.
     pub meta_events_topic_arn: String,
     /// Where unparsable bodies, malformed values and values too large to publish are kept.
@@ -99,7 +106,7 @@ pub struct IngestResources {
 
 impl IngestResources {
     /// From `SESSIONS_TABLE`, `CONTACTS_TABLE`, `MESSAGES_TABLE`, `TEMPLATES_TABLE`,
-    /// `PHONE_STATE_TABLE`, `DEDUPE_TABLE`, `INBOUND_QUEUE_URL`, `META_EVENTS_TOPIC_ARN`,
+    /// `PHONE_STATE_TABLE`, `DEDUPE_TABLE`, `INBOUND_QUEUE_URL`, `MEDIA_QUEUE_URL`, `META_EVENTS_TOPIC_ARN`,
     /// `QUARANTINE_BUCKET` and `S3_FORCE_PATH_STYLE` (default false).
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(IngestResources {
@@ -110,6 +117,7 @@ impl IngestResources {
             phone_state_table: env.required("PHONE_STATE_TABLE")?,
             dedupe_table: env.required("DEDUPE_TABLE")?,
             inbound_queue_url: env.required("INBOUND_QUEUE_URL")?,
+            media_queue_url: env.required("MEDIA_QUEUE_URL")?,
             meta_events_topic_arn: env.required("META_EVENTS_TOPIC_ARN")?,
             quarantine_bucket: env.required("QUARANTINE_BUCKET")?,
             s3_path_style: env.parsed_or("S3_FORCE_PATH_STYLE", false)?,
@@ -129,6 +137,7 @@ impl AwsIngestPorts {
             phones: DynamoPhoneStateStore::new(ddb.clone(), &r.phone_state_table),
             dedupe: DynamoDedupeStore::new(ddb, &r.dedupe_table),
             inbound: SqsQueue::new(aws_sdk_sqs::Client::new(aws), &r.inbound_queue_url),
+            media_fetch: SqsQueue::new(aws_sdk_sqs::Client::new(aws), &r.media_queue_url),
             meta_events: SnsEvents::new(aws_sdk_sns::Client::new(aws), &r.meta_events_topic_arn),
             quarantine: S3Quarantine::new(
                 s3_client(aws, r.s3_path_style),
@@ -147,6 +156,7 @@ impl whatsapp_core::ingest::IngestPorts for AwsIngestPorts {
     type Phones = DynamoPhoneStateStore;
     type Dedupe = DynamoDedupeStore;
     type Inbound = SqsQueue;
+    type MediaFetch = SqsQueue;
     type MetaEvents = SnsEvents;
     type Quarantine = S3Quarantine;
     type Identities = DynamoIdentityStore;
@@ -175,6 +185,9 @@ impl whatsapp_core::ingest::IngestPorts for AwsIngestPorts {
     }
     fn inbound(&self) -> &SqsQueue {
         &self.inbound
+    }
+    fn media_fetch(&self) -> &SqsQueue {
+        &self.media_fetch
     }
     fn meta_events(&self) -> &SnsEvents {
         &self.meta_events

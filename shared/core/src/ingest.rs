@@ -39,6 +39,7 @@ pub trait IngestPorts: Send + Sync {
     type Phones: PhoneStateStore;
     type Dedupe: DedupeStore;
     type Inbound: MessageQueue;
+    type MediaFetch: MessageQueue;
     type MetaEvents: EventPublisher;
     type Quarantine: Quarantine;
     type Identities: IdentityStore;
@@ -51,6 +52,9 @@ pub trait IngestPorts: Send + Sync {
     fn dedupe(&self) -> &Self::Dedupe;
     /// The queue bots consume inbound messages from.
     fn inbound(&self) -> &Self::Inbound;
+    /// The queue of inbound messages with a file: the media fetcher keeps the file, then
+    /// forwards the event to [`IngestPorts::inbound`].
+    fn media_fetch(&self) -> &Self::MediaFetch;
     /// The topic the Meta events we do not own are published on.
     fn meta_events(&self) -> &Self::MetaEvents;
     /// Where malformed values (and values too large to publish) are kept.
@@ -155,6 +159,13 @@ pub struct InboundEvent {
     /// also on the WhatsApp Business app); the user wrote all the same, so the window opened.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub content_unavailable: bool,
+    /// The message's file, fetched from Meta and kept in the media bucket (image, audio,
+    /// video, document and sticker messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::StoredMedia>,
+    /// Why a message that had a file reaches bots without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_error: Option<crate::media::MediaError>,
 }
 
 /// The inbound error of a message whose content is not available yet.
@@ -486,10 +497,20 @@ async fn inbound<P: IngestPorts>(
         window_closes_at: window.csw_expires_at(),
         consent_keyword: keyword,
         content_unavailable: message.errors.iter().any(|e| e.code == CONTENT_UNAVAILABLE),
+        media: None,
+        media_error: None,
     };
+    // A message with a file reaches bots through the media fetcher, which keeps the file
+    // first (off the webhook's request path); the event it forwards is this one, with `media`
+    // or `media_error` set.
+    let with_file = crate::media::attachment(message).is_some() && !event.content_unavailable;
     let forwarded = async {
         let body = serde_json::to_string(&event)?;
-        ports.inbound().send(&body, None).await?;
+        if with_file {
+            ports.media_fetch().send(&body, None).await?;
+        } else {
+            ports.inbound().send(&body, None).await?;
+        }
         Ok::<_, IngestError>(())
     }
     .await;

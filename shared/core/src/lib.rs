@@ -8,6 +8,7 @@
 //! - [`gates`]: the sender's gates in order, one pure decision over gathered facts.
 //! - [`signature`]: `X-Hub-Signature-256` and constant-time secret comparison.
 //! - [`ports`]: narrow traits for stores, queues, secrets and the Graph API.
+//! - [`media`]: which inbound messages carry a file, where it is kept, how it is checked.
 //! - [`identity`]: a user's change of number or business-scoped id, and where their state goes.
 //! - [`ingest`]: what one webhook item does, exactly once, over the ports.
 //! - [`foreign`]: the Meta events we do not own, as published for others.
@@ -22,6 +23,7 @@ pub mod graph;
 pub mod identity;
 pub mod ingest;
 pub mod job;
+pub mod media;
 pub mod metrics;
 pub mod policy;
 pub mod ports;

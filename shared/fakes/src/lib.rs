@@ -32,6 +32,7 @@ pub struct MemoryPorts {
     pub phones: MemoryPhones,
     pub dedupe: MemoryDedupe,
     pub inbound: MemoryQueue,
+    pub media_fetch: MemoryQueue,
     pub meta_events: MemoryTopic,
     pub quarantine: MemoryQuarantine,
 }
@@ -44,6 +45,7 @@ impl IngestPorts for MemoryPorts {
     type Phones = MemoryPhones;
     type Dedupe = MemoryDedupe;
     type Inbound = MemoryQueue;
+    type MediaFetch = MemoryQueue;
     type MetaEvents = MemoryTopic;
     type Quarantine = MemoryQuarantine;
     type Identities = MemoryPorts;
@@ -72,6 +74,9 @@ impl IngestPorts for MemoryPorts {
     }
     fn inbound(&self) -> &MemoryQueue {
         &self.inbound
+    }
+    fn media_fetch(&self) -> &MemoryQueue {
+        &self.media_fetch
     }
     fn meta_events(&self) -> &MemoryTopic {
         &self.meta_events

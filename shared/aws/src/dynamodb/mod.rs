@@ -7,6 +7,7 @@ mod contacts;
 mod control;
 mod dedupe;
 mod identity;
+mod media_ids;
 mod messages;
 mod sessions;
 
@@ -15,6 +16,7 @@ pub use contacts::DynamoContactStore;
 pub use control::{DynamoSendControl, budget_buckets};
 pub use dedupe::DynamoDedupeStore;
 pub use identity::{DynamoIdentityStore, POINTER_TTL_SECONDS};
+pub use media_ids::DynamoMediaIds;
 pub use messages::{CALLBACK_INDEX, DynamoMessageStore};
 pub use sessions::{DynamoSessionStore, SESSION_TTL_SLACK_SECONDS};
 

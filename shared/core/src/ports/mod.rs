@@ -3,12 +3,14 @@
 
 mod control;
 mod graph;
+mod media;
 mod queues;
 mod secrets;
 mod stores;
 
 pub use control::*;
 pub use graph::*;
+pub use media::*;
 pub use queues::*;
 pub use secrets::*;
 pub use stores::*;

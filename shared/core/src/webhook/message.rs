@@ -96,6 +96,10 @@ pub struct Text {
 pub struct Media {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// A download URL (since 16 Oct 2025): needs the access token, expires about 5 minutes
+    /// after it was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,280 @@
+//! The fetcher's decisions on in-memory ports: what the simulator cannot make Meta do (bytes
+//! that never match their checksum or size). The real paths are tested on ministack with the
+//! simulator (`tests/integration/media.rs`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::*;
+use whatsapp_core::ports::{
+    BoxError, ByteStream, Chunks, DownloadError, GraphCallError, MediaInfo, ObjectInfo, StoreError,
+    Upload,
+};
+use whatsapp_fakes::{MemoryDedupe, MemoryQueue, StaticSecrets};
+
+/// Meta, serving one file whose advertised digest and size may lie.
+struct FakeMeta {
+    bytes: Vec<u8>,
+    sha256: String,
+    file_size: u64,
+    mime: String,
+}
+
+impl MediaApi for FakeMeta {
+    type Download = Chunks;
+
+    async fn media_info(&self, _: &str, _: &str) -> Result<MediaInfo, GraphCallError> {
+        Ok(MediaInfo {
+            url: "https://media.example/x".into(),
+            mime_type: Some(self.mime.clone()),
+            sha256: Some(self.sha256.clone()),
+            file_size: Some(self.file_size),
+        })
+    }
+
+    async fn download(&self, _: &str, _: &str) -> Result<Chunks, DownloadError> {
+        Ok(Chunks::of(&self.bytes, 1000))
+    }
+
+    async fn upload<B: ByteStream + 'static>(
+        &self,
+        _: &str,
+        _: Upload<B>,
+        _: &str,
+    ) -> Result<String, GraphCallError> {
+        unreachable!("the fetcher never uploads")
+    }
+}
+
+#[derive(Default)]
+struct MemoryObjects(Mutex<HashMap<String, Vec<u8>>>);
+
+impl ObjectStore for MemoryObjects {
+    type Reader = Chunks;
+
+    async fn head(&self, _: &str, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        Ok(self.0.lock().unwrap().get(key).map(|b| ObjectInfo {
+            size: b.len() as u64,
+            content_type: None,
+            etag: String::new(),
+            sha256: None,
+        }))
+    }
+
+    async fn put_stream<S: ByteStream>(
+        &self,
+        _: &str,
+        key: &str,
+        _: &str,
+        _: &str,
+        body: &mut S,
+    ) -> Result<u64, StoreError> {
+        let mut all = Vec::new();
+        while let Some(c) = body
+            .next_chunk()
+            .await
+            .map_err(|e: BoxError| StoreError::new("put", e))?
+        {
+            all.extend(c);
+        }
+        let n = all.len() as u64;
+        self.0.lock().unwrap().insert(key.to_owned(), all);
+        Ok(n)
+    }
+
+    async fn delete(&self, _: &str, key: &str) -> Result<(), StoreError> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    async fn get(&self, _: &str, key: &str) -> Result<Chunks, StoreError> {
+        Ok(Chunks::of(&self.0.lock().unwrap()[key], 1000))
+    }
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex_of(&sha2::Sha256::digest(b).into())
+}
+
+fn fetcher(
+    meta: FakeMeta,
+) -> Fetcher<FakeMeta, MemoryObjects, MemoryDedupe, MemoryQueue, StaticSecrets> {
+    Fetcher {
+        api: meta,
+        objects: MemoryObjects::default(),
+        dedupe: MemoryDedupe::default(),
+        inbound: MemoryQueue::default(),
+        secrets: StaticSecrets::new("secret-of-sixteen", "verify", "tok"),
+        config: FetchConfig {
+            backoff_ms: 1,
+            ..FetchConfig::new("bucket")
+        },
+    }
+}
+
+fn record(kind: &str) -> SqsMessage {
+    let event = serde_json::json!({
+        "version": 1, "waba_id": "1", "phone_number_id": "106540352242922",
+        "display_phone_number": "15550783881",
+        "user": {"key": "US.1"},
+        "message": {"id": "wamid.M1", "from_user_id": "US.1", "timestamp": "1780000000",
+                    "type": kind, kind: {"id": "777", "mime_type": "image/png"}},
+        "window_closes_at": 1780086400
+    });
+    let mut m = SqsMessage::default();
+    m.message_id = Some("r1".into());
+    m.body = Some(event.to_string());
+    m
+}
+
+fn png() -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.resize(5_000, 9);
+    v
+}
+
+async fn forwarded(
+    f: &Fetcher<FakeMeta, MemoryObjects, MemoryDedupe, MemoryQueue, StaticSecrets>,
+) -> Vec<InboundEvent> {
+    f.inbound
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn bytes_that_never_match_the_checksum_are_forwarded_with_checksum_mismatch() {
+    let f = fetcher(FakeMeta {
+        bytes: png(),
+        sha256: sha_hex(b"something else"),
+        file_size: 5_000,
+        mime: "image/png".into(),
+    });
+    let resp = f.handle(&[record("image")], 1_780_000_000_000).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let events = forwarded(&f).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].media_error.as_ref().unwrap().code,
+        MediaErrorCode::ChecksumMismatch
+    );
+    assert!(
+        f.objects.0.lock().unwrap().is_empty(),
+        "nothing unverified kept"
+    );
+}
+
+#[tokio::test]
+async fn a_size_other_than_meta_said_is_a_size_mismatch() {
+    let bytes = png();
+    let f = fetcher(FakeMeta {
+        sha256: sha_hex(&bytes),
+        bytes,
+        file_size: 4_999,
+        mime: "image/png".into(),
+    });
+    f.handle(&[record("image")], 1_780_000_000_000).await;
+    assert_eq!(
+        forwarded(&f).await[0].media_error.as_ref().unwrap().code,
+        MediaErrorCode::SizeMismatch
+    );
+}
+
+#[tokio::test]
+async fn a_file_over_its_kinds_limit_is_refused_before_download() {
+    let f = fetcher(FakeMeta {
+        bytes: png(),
+        sha256: String::new(),
+        file_size: 6 * 1024 * 1024,
+        mime: "image/png".into(),
+    });
+    f.handle(&[record("image")], 1_780_000_000_000).await;
+    assert_eq!(
+        forwarded(&f).await[0].media_error.as_ref().unwrap().code,
+        MediaErrorCode::TooLarge
+    );
+}
+
+#[tokio::test]
+async fn a_message_without_a_file_is_forwarded_as_is_and_garbage_is_retried() {
+    let f = fetcher(FakeMeta {
+        bytes: png(),
+        sha256: String::new(),
+        file_size: 0,
+        mime: "image/png".into(),
+    });
+    let mut text = record("text");
+    text.body = Some(text.body.unwrap().replace(
+        r#""text":{"id":"777","mime_type":"image/png"}"#,
+        r#""text":{"body":"hi"}"#,
+    ));
+    let mut garbage = record("image");
+    garbage.message_id = Some("r2".into());
+    garbage.body = Some("not json".into());
+    let resp = f.handle(&[text, garbage], 1_780_000_000_000).await;
+    let ids: Vec<_> = resp
+        .batch_item_failures
+        .iter()
+        .map(|x| x.item_identifier.as_str())
+        .collect();
+    assert_eq!(ids, ["r2"]);
+    let events = forwarded(&f).await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0].media.is_none() && events[0].media_error.is_none());
+}
+
+/// The bots' contract, committed as `shared/core/schema/inbound-event.schema.json`.
+fn contract() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/core/schema/inbound-event.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// Every event the fetcher forwards is valid against the bots' contract.
+fn assert_contract(events: &[InboundEvent]) {
+    let validator = contract();
+    for e in events {
+        let v = serde_json::to_value(e).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?} in {v}");
+    }
+}
+
+#[tokio::test]
+async fn kept_and_failed_events_follow_the_bots_contract() {
+    let bytes = png();
+    let ok = fetcher(FakeMeta {
+        sha256: sha_hex(&bytes),
+        file_size: bytes.len() as u64,
+        bytes,
+        mime: "image/png".into(),
+    });
+    ok.handle(&[record("image")], 1_780_000_000_000).await;
+    let kept = forwarded(&ok).await;
+    assert!(kept[0].media.is_some());
+    assert_contract(&kept);
+    let bad = fetcher(FakeMeta {
+        bytes: png(),
+        sha256: sha_hex(b"x"),
+        file_size: 5_000,
+        mime: "image/png".into(),
+    });
+    bad.handle(&[record("image")], 1_780_000_000_000).await;
+    assert_contract(&forwarded(&bad).await);
+    // And the contract refuses what it should: both fields at once, a bad digest.
+    let mut both = serde_json::to_value(&kept[0]).unwrap();
+    both["media_error"] = serde_json::json!({"code": "media_gone", "detail": "x"});
+    let validator = contract();
+    assert!(!validator.is_valid(&both));
+    let mut digest = serde_json::to_value(&kept[0]).unwrap();
+    digest["media"]["sha256"] = "ABC".into();
+    assert!(!validator.is_valid(&digest));
+}
