@@ -37,6 +37,22 @@ pub(crate) fn router(sim: Simulator) -> Router {
             get(|State(s): State<Simulator>| async move { axum::Json(json!(s.deliveries())) }),
         )
         .route("/_sim/messages", get(messages))
+        .route(
+            "/_sim/media",
+            get(|State(s): State<Simulator>| async move {
+                let all: Vec<Value> = s
+                    .media()
+                    .iter()
+                    .map(|m| {
+                        json!({"id": m.id, "phone_number_id": m.phone_number_id,
+                               "mime_type": m.mime_type, "file_size": m.bytes.len(),
+                               "sha256": m.sha256_hex, "uploaded": m.uploaded,
+                               "deleted": m.deleted, "created_at": m.created_at})
+                    })
+                    .collect();
+                axum::Json(json!(all))
+            }),
+        )
         .with_state(sim)
 }
 

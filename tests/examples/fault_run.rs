@@ -376,6 +376,8 @@ async fn main() -> Result<(), Error> {
         send_queue_url: send_url.clone(),
         send_dlq_url: dlq_url.clone(),
         outcomes_queue_url: outcomes_url.clone(),
+        media_ids_table: t["media-ids"].clone(),
+        s3_path_style: true,
     };
     let ingest = IngestResources {
         sessions_table: t["sessions"].clone(),
@@ -688,7 +690,8 @@ async fn main() -> Result<(), Error> {
                     trip: Arc::clone(&trip),
                 });
                 let secrets = CachedSecrets::new(SecretsManagerFetcher::new(aws_sdk_secretsmanager::Client::new(&aws), &secret_id), Duration::from_secs(300));
-                Arc::new(Sender::new(AwsSenderPorts::new(&aws, &resources, ArcGraph(graph), secrets), config()))
+                let media = GraphHttpClient::new(&GraphHttpConfig { base_url: sim_url.clone(), ..GraphHttpConfig::default() }).expect("graph client");
+                Arc::new(Sender::new(AwsSenderPorts::new(&aws, &resources, ArcGraph(graph), media, secrets), config()))
             };
             let mut sender = instance();
             while !stop.load(Ordering::SeqCst) {

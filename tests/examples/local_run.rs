@@ -16,11 +16,15 @@
 //! 8. the fallback path: a customer message on the events queue, as the webhook leaves what it
 //!    could not process inline (DynamoDB throttling, say), reaches the bots' queue through the
 //!    event processor, a real Lambda process on its SQS event source;
-//! 9. the usage aggregator counts them into the usage table, priced from the example rate card.
+//! 9. the usage aggregator counts them into the usage table, priced from the example rate card;
+//! 10. media both ways: the customer sends a photo, which the media fetcher keeps in the media
+//!     bucket before the bots get the message (with the object's key); the bot answers with a
+//!     PDF from its own bucket, which the sender uploads to Meta once and sends by id.
 //!
 //! It prints progress, then a summary. It never prints a secret, a phone number or message text.
 //! Settings: `STACK_OUTPUTS` (the stack outputs as JSON), `SIM_URL`, `SIM_APP_SECRET`,
-//! `SIM_ACCESS_TOKEN`, `WEBHOOK_URL`, and `COUNTS_URL` when the AWS requests are counted (set by
+//! `SIM_ACCESS_TOKEN`, `WEBHOOK_URL`, `MEDIA_SOURCE_BUCKET` (the bucket the stack's sender may
+//! read, `MediaSourceBuckets`), and `COUNTS_URL` when the AWS requests are counted (set by
 //! `scripts/local-up`).
 
 use std::collections::BTreeMap;
@@ -43,7 +47,7 @@ use whatsapp_core::webhook::TemplateStatus;
 
 type Error = Box<dyn std::error::Error>;
 
-const STEPS: usize = 9;
+const STEPS: usize = 10;
 const WABA: &str = "102290129340398";
 const PHONE: &str = "106540352242922";
 
@@ -55,17 +59,19 @@ fn detail(what: impl std::fmt::Display) {
     println!("      {what}");
 }
 
-/// Waits for the bots' queue to deliver `user_id`'s text message `text`, deleting what it reads.
-async fn bot_receives(
+/// Waits for a message on `url` whose body `pick` accepts (within 60 s), deleting every
+/// message it reads.
+async fn receive_until<T>(
     sqs: &aws_sdk_sqs::Client,
-    inbound_url: &str,
-    user_id: &str,
-    text: &str,
-) -> Result<whatsapp_core::ingest::InboundEvent, Error> {
-    wait_for("the inbound event", 30, || async move {
+    url: &str,
+    what: &str,
+    pick: impl Fn(&str) -> Result<Option<T>, Error>,
+) -> Result<T, Error> {
+    let pick = &pick;
+    wait_for(what, 60, || async move {
         let got = sqs
             .receive_message()
-            .queue_url(inbound_url)
+            .queue_url(url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
@@ -74,20 +80,32 @@ async fn bot_receives(
         for m in got.messages.unwrap_or_default() {
             if let Some(h) = m.receipt_handle() {
                 sqs.delete_message()
-                    .queue_url(inbound_url)
+                    .queue_url(url)
                     .receipt_handle(h)
                     .send()
                     .await?;
             }
-            let e: whatsapp_core::ingest::InboundEvent =
-                serde_json::from_str(m.body().unwrap_or_default())?;
-            let same_text = matches!(&e.message.content,
-                whatsapp_core::webhook::MessageContent::Text(t) if t.body == text);
-            if e.user.user_id.as_deref() == Some(user_id) && same_text {
-                found = Some(e);
+            if let Some(t) = pick(m.body().unwrap_or_default())? {
+                found = Some(t);
             }
         }
         Ok(found)
+    })
+    .await
+}
+
+/// Waits for the bots' queue to deliver `user_id`'s text message `text`, deleting what it reads.
+async fn bot_receives(
+    sqs: &aws_sdk_sqs::Client,
+    inbound_url: &str,
+    user_id: &str,
+    text: &str,
+) -> Result<whatsapp_core::ingest::InboundEvent, Error> {
+    receive_until(sqs, inbound_url, "the inbound event", |body| {
+        let e: whatsapp_core::ingest::InboundEvent = serde_json::from_str(body)?;
+        let same_text = matches!(&e.message.content,
+            whatsapp_core::webhook::MessageContent::Text(t) if t.body == text);
+        Ok((e.user.user_id.as_deref() == Some(user_id) && same_text).then_some(e))
     })
     .await
 }
@@ -515,6 +533,94 @@ async fn main() -> Result<(), Error> {
         return Err("the usage table does not count this run's messages".into());
     }
 
+    step(
+        10,
+        "media both ways: a customer's photo kept in S3 for the bots; a PDF sent from S3",
+    );
+    let photo: Value = http
+        .post(format!("{sim}/_sim/users/{user_id}/messages"))
+        .json(
+            &json!({"phone_number_id": PHONE, "message": {"type": "image", "image": {}},
+                      "media": {"mime_type": "image/png", "size_bytes": 48_000}}),
+        )
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let photo_id = photo["id"].as_str().ok_or("no wamid")?.to_owned();
+    let photo_event = receive_until(&sqs, inbound_url, "the photo's inbound event", |body| {
+        let e: whatsapp_core::ingest::InboundEvent = serde_json::from_str(body)?;
+        Ok((e.message.id == photo_id).then_some(e))
+    })
+    .await?;
+    let kept = photo_event.media.as_ref().ok_or_else(|| {
+        format!(
+            "the photo came without its file: {:?}",
+            photo_event.media_error
+        )
+    })?;
+    let s3 = whatsapp_aws::s3_client(&aws, true);
+    let stored = s3
+        .head_object()
+        .bucket(&kept.bucket)
+        .key(&kept.key)
+        .send()
+        .await?;
+    if stored.content_length != Some(48_000) {
+        return Err("the kept photo has the wrong size".into());
+    }
+    detail(format!(
+        "inbound photo kept at s3://{}/{} ({} bytes, {}, sha256 {}…); the bots' event names it",
+        kept.bucket,
+        kept.key,
+        kept.size_bytes,
+        kept.mime_type,
+        &kept.sha256[..12]
+    ));
+    // The bot's own bucket (MediaSourceBuckets), holding a brochure it sends.
+    let outbound_bucket = env("MEDIA_SOURCE_BUCKET")?;
+    let _ = s3.create_bucket().bucket(&outbound_bucket).send().await;
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..200_000u32).map(|i| (i % 251) as u8));
+    let pdf_key = format!("brochures/local-{run}.pdf");
+    s3.put_object()
+        .bucket(&outbound_bucket)
+        .key(&pdf_key)
+        .content_type("application/pdf")
+        .body(pdf.clone().into())
+        .send()
+        .await?;
+    let uploads_before = uploads(&http, &sim).await?;
+    let key = format!("local-{run}-brochure");
+    let job = json!({"version": 1, "idempotency_key": key, "phone_number_id": PHONE, "to": to,
+        "message": {"type": "document", "document": {"s3": {"bucket": outbound_bucket, "key": pdf_key},
+                    "filename": "brochure.pdf", "caption": "Our brochure"}},
+        "correlation": {"conversation": "local-run"}});
+    SendJob::parse(&job.to_string())?;
+    sqs.send_message()
+        .queue_url(send_url)
+        .message_body(job.to_string())
+        .send()
+        .await?;
+    let brochure = receive_until(&sqs, outcomes_url, "the brochure's outcome", |body| {
+        let o: Value = serde_json::from_str(body)?;
+        Ok((o["idempotency_key"] == key.as_str()).then_some(o))
+    })
+    .await?;
+    if brochure["outcome"] != "accepted" {
+        return Err(format!("the brochure was not sent: {brochure}").into());
+    }
+    let uploaded = uploads(&http, &sim).await? - uploads_before;
+    detail(format!(
+        "outbound s3://{outbound_bucket}/{pdf_key} ({} bytes): uploaded to Meta {uploaded} time(s), sent by id: {}",
+        pdf.len(),
+        brochure["outcome"].as_str().unwrap_or("?")
+    ));
+    if uploaded != 1 {
+        return Err("the brochure was not uploaded exactly once".into());
+    }
+
     let sessions = DynamoSessionStore::new(ddb, output(&outputs, "SessionsTableName")?);
     let window = sessions
         .window(&UserKey {
@@ -580,6 +686,24 @@ async fn main() -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// How many media uploads (`POST /{phone}/media`) the simulator has answered with 200.
+async fn uploads(http: &reqwest::Client, sim: &str) -> Result<usize, Error> {
+    let requests: Vec<Value> = http
+        .get(format!("{sim}/_sim/requests"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(requests
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"].as_str().is_some_and(|p| p.ends_with("/media"))
+                && r["status"] == 200
+        })
+        .count())
 }
 
 /// Calls made between two snapshots, by operation.

@@ -326,6 +326,8 @@ async fn run_ministack(
         send_queue_url: queues["send"].clone(),
         send_dlq_url: queues["dlq"].clone(),
         outcomes_queue_url: queues["outcomes"].clone(),
+        media_ids_table: tables["media-ids"].clone(),
+        s3_path_style: true,
     };
     // Windows open and the number's cap, as the webhook and the poller would have stored them.
     let sessions = whatsapp_aws::DynamoSessionStore::new(ddb.clone(), &resources.sessions_table);
@@ -376,7 +378,7 @@ async fn run_ministack(
             Duration::from_secs(300),
         );
         let sender = Arc::new(Sender::new(
-            AwsSenderPorts::new(&counted, &resources, graph(sim), secrets),
+            AwsSenderPorts::new(&counted, &resources, graph(sim), graph(sim), secrets),
             config(),
         ));
         let sqs = aws_sdk_sqs::Client::new(&counted);

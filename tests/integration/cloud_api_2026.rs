@@ -60,7 +60,7 @@ fn posts(rig: &crate::sender::Rig) -> Vec<Option<i64>> {
 
 /// Enqueues one job, runs the sender on it at `at_ms` (the batch must not fail), and returns
 /// its one outcome.
-async fn send_one<G: whatsapp_core::ports::GraphApi>(
+pub(crate) async fn send_one<G: whatsapp_core::ports::GraphApi>(
     rig: &crate::sender::Rig,
     sender: &sender::Sender<sender::aws::AwsSenderPorts<G>>,
     body: String,

@@ -11,6 +11,7 @@ mod dedupe;
 mod graph_http;
 mod identity;
 mod media;
+mod media_out;
 mod poller;
 mod queue;
 mod secrets;

@@ -45,6 +45,8 @@ pub(crate) async fn rig(configure: impl FnOnce(&mut SimConfig)) -> Rig {
         send_queue_url: queue(&sqs, "send").await,
         send_dlq_url: queue(&sqs, "send-dlq").await,
         outcomes_queue_url: queue(&sqs, "outcomes").await,
+        media_ids_table: table(&ddb, "media-ids").await,
+        s3_path_style: true,
     };
     // Statuses come back through the real webhook handler.
     let url = front(Arc::new(webhook(&stack))).await;
@@ -84,6 +86,15 @@ pub(crate) fn graph(rig: &Rig) -> GraphHttpClient {
     .unwrap()
 }
 
+/// The media uploads' Graph client: a longer deadline than sends (files take a while).
+pub(crate) fn media_graph(rig: &Rig) -> GraphHttpClient {
+    GraphHttpClient::new(&GraphHttpConfig {
+        base_url: rig.sim.base_url(),
+        ..GraphHttpConfig::default()
+    })
+    .unwrap()
+}
+
 pub(crate) fn sender_with<G: GraphApi>(
     rig: &Rig,
     graph: G,
@@ -97,7 +108,13 @@ pub(crate) fn sender_with<G: GraphApi>(
         Duration::from_secs(300),
     );
     Sender::new(
-        AwsSenderPorts::new(&rig.stack.aws, &rig.resources, graph, secrets),
+        AwsSenderPorts::new(
+            &rig.stack.aws,
+            &rig.resources,
+            graph,
+            media_graph(rig),
+            secrets,
+        ),
         config,
     )
 }
@@ -339,7 +356,7 @@ pub(crate) async fn consent(rig: &Rig, user: &str, event: ConsentEvent) {
     .unwrap();
 }
 
-async fn dead_letters(rig: &Rig) -> Vec<(String, String)> {
+pub(crate) async fn dead_letters(rig: &Rig) -> Vec<(String, String)> {
     let sqs = aws_sdk_sqs::Client::new(&rig.stack.aws);
     let mut out = Vec::new();
     loop {
@@ -1052,6 +1069,7 @@ async fn sender_logs_contain_no_phone_number_message_text_or_token() {
             &rig.stack.aws,
             &broken,
             graph(&rig),
+            media_graph(&rig),
             CachedSecrets::new(
                 SecretsManagerFetcher::new(
                     aws_sdk_secretsmanager::Client::new(&rig.stack.aws),

@@ -2,15 +2,9 @@
 //! that never match their checksum or size). The real paths are tested on ministack with the
 //! simulator (`tests/integration/media.rs`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::*;
-use whatsapp_core::ports::{
-    BoxError, ByteStream, Chunks, DownloadError, GraphCallError, MediaInfo, ObjectInfo, StoreError,
-    Upload,
-};
-use whatsapp_fakes::{MemoryDedupe, MemoryQueue, StaticSecrets};
+use whatsapp_core::ports::{ByteStream, Chunks, DownloadError, GraphCallError, MediaInfo, Upload};
+use whatsapp_fakes::{MemoryDedupe, MemoryObjects, MemoryQueue, StaticSecrets};
 
 /// Meta, serving one file whose advertised digest and size may lie.
 struct FakeMeta {
@@ -43,52 +37,6 @@ impl MediaApi for FakeMeta {
         _: &str,
     ) -> Result<String, GraphCallError> {
         unreachable!("the fetcher never uploads")
-    }
-}
-
-#[derive(Default)]
-struct MemoryObjects(Mutex<HashMap<String, Vec<u8>>>);
-
-impl ObjectStore for MemoryObjects {
-    type Reader = Chunks;
-
-    async fn head(&self, _: &str, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        Ok(self.0.lock().unwrap().get(key).map(|b| ObjectInfo {
-            size: b.len() as u64,
-            content_type: None,
-            etag: String::new(),
-            sha256: None,
-        }))
-    }
-
-    async fn put_stream<S: ByteStream>(
-        &self,
-        _: &str,
-        key: &str,
-        _: &str,
-        _: &str,
-        body: &mut S,
-    ) -> Result<u64, StoreError> {
-        let mut all = Vec::new();
-        while let Some(c) = body
-            .next_chunk()
-            .await
-            .map_err(|e: BoxError| StoreError::new("put", e))?
-        {
-            all.extend(c);
-        }
-        let n = all.len() as u64;
-        self.0.lock().unwrap().insert(key.to_owned(), all);
-        Ok(n)
-    }
-
-    async fn delete(&self, _: &str, key: &str) -> Result<(), StoreError> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
-    }
-
-    async fn get(&self, _: &str, key: &str) -> Result<Chunks, StoreError> {
-        Ok(Chunks::of(&self.0.lock().unwrap()[key], 1000))
     }
 }
 
@@ -161,7 +109,7 @@ async fn bytes_that_never_match_the_checksum_are_forwarded_with_checksum_mismatc
         MediaErrorCode::ChecksumMismatch
     );
     assert!(
-        f.objects.0.lock().unwrap().is_empty(),
+        f.objects.objects.lock().unwrap().is_empty(),
         "nothing unverified kept"
     );
 }

@@ -1,13 +1,14 @@
 //! Every sender port on AWS and the Graph API.
 use whatsapp_aws::{
-    CachedSecrets, DynamoContactStore, DynamoDedupeStore, DynamoMessageStore, DynamoSendControl,
-    DynamoSessionStore, DynamoTemplateStore, GraphHttpClient, SecretsManagerFetcher, SqsQueue,
+    CachedSecrets, DynamoContactStore, DynamoDedupeStore, DynamoMediaIds, DynamoMessageStore,
+    DynamoSendControl, DynamoSessionStore, DynamoTemplateStore, GraphHttpClient, S3Objects,
+    SecretsManagerFetcher, SqsQueue,
 };
 use whatsapp_core::config::{ConfigError, Env};
 
 /// Table names and queue URLs (from `SESSIONS_TABLE`, `CONTACTS_TABLE`, `TEMPLATES_TABLE`,
 /// `MESSAGES_TABLE`, `DEDUPE_TABLE`, `SEND_CONTROL_TABLE`, `SEND_QUEUE_URL`,
-/// `SEND_DLQ_URL`, `OUTCOMES_QUEUE_URL`).
+/// `SEND_DLQ_URL`, `OUTCOMES_QUEUE_URL`, `MEDIA_IDS_TABLE`, and `S3_FORCE_PATH_STYLE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderResources {
     pub sessions_table: String,
@@ -19,6 +20,10 @@ pub struct SenderResources {
     pub send_queue_url: String,
     pub send_dlq_url: String,
     pub outcomes_queue_url: String,
+    /// Uploaded media ids by S3 object version.
+    pub media_ids_table: String,
+    /// Path-style S3 URLs, for a local emulator.
+    pub s3_path_style: bool,
 }
 
 impl SenderResources {
@@ -33,6 +38,8 @@ impl SenderResources {
             send_queue_url: env.required("SEND_QUEUE_URL")?,
             send_dlq_url: env.required("SEND_DLQ_URL")?,
             outcomes_queue_url: env.required("OUTCOMES_QUEUE_URL")?,
+            media_ids_table: env.required("MEDIA_IDS_TABLE")?,
+            s3_path_style: env.parsed_or("S3_FORCE_PATH_STYLE", false)?,
         })
     }
 }
@@ -50,13 +57,19 @@ pub struct AwsSenderPorts<G = GraphHttpClient> {
     pub outcomes: SqsQueue,
     pub dead_letters: SqsQueue,
     pub send_queue: SqsQueue,
+    pub media: GraphHttpClient,
+    pub objects: S3Objects,
+    pub media_ids: DynamoMediaIds,
 }
 
 impl<G> AwsSenderPorts<G> {
+    /// `media` uploads the files of jobs whose media names an S3 object (the Graph client,
+    /// unwrapped: `graph` may be a test's wrapper around the same client).
     pub fn new(
         aws: &aws_config::SdkConfig,
         r: &SenderResources,
         graph: G,
+        media: GraphHttpClient,
         secrets: CachedSecrets<SecretsManagerFetcher>,
     ) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(aws);
@@ -67,7 +80,10 @@ impl<G> AwsSenderPorts<G> {
             templates: DynamoTemplateStore::new(ddb.clone(), &r.templates_table),
             messages: DynamoMessageStore::new(ddb.clone(), &r.messages_table),
             dedupe: DynamoDedupeStore::new(ddb.clone(), &r.dedupe_table),
-            control: DynamoSendControl::new(ddb, &r.control_table),
+            control: DynamoSendControl::new(ddb.clone(), &r.control_table),
+            media_ids: DynamoMediaIds::new(ddb, &r.media_ids_table),
+            media,
+            objects: S3Objects::new(whatsapp_aws::s3_client(aws, r.s3_path_style)),
             graph,
             secrets,
             outcomes: SqsQueue::new(sqs.clone(), &r.outcomes_queue_url),
@@ -89,6 +105,9 @@ impl<G: whatsapp_core::ports::GraphApi> crate::SenderPorts for AwsSenderPorts<G>
     type Outcomes = SqsQueue;
     type DeadLetters = SqsQueue;
     type Redelivery = SqsQueue;
+    type Media = GraphHttpClient;
+    type Objects = S3Objects;
+    type MediaIds = DynamoMediaIds;
 
     fn sessions(&self) -> &Self::Sessions {
         &self.sessions
@@ -122,5 +141,14 @@ impl<G: whatsapp_core::ports::GraphApi> crate::SenderPorts for AwsSenderPorts<G>
     }
     fn redelivery(&self) -> &Self::Redelivery {
         &self.send_queue
+    }
+    fn media(&self) -> &GraphHttpClient {
+        &self.media
+    }
+    fn objects(&self) -> &S3Objects {
+        &self.objects
+    }
+    fn media_ids(&self) -> &DynamoMediaIds {
+        &self.media_ids
     }
 }

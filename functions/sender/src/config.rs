@@ -62,6 +62,12 @@ pub struct SenderConfig {
     /// Messages API, once, instead of failing `marketing_messages_required`. The alert fires
     /// either way.
     pub marketing_messages_fallback: bool,
+    /// `MEDIA_SOURCE_BUCKETS` (empty): the buckets a job's media may name as `s3` (the sender's
+    /// role may read only these; any other is refused `invalid`).
+    pub media_source_buckets: std::collections::BTreeSet<String>,
+    /// `MEDIA_ID_TTL_SECONDS` (29 days): how long an uploaded media id is reused for the same
+    /// object version; below Meta's 30 days, so that no job is sent with an id about to lapse.
+    pub media_id_ttl_s: i64,
     /// Caps every back-off before its jitter (131049's 24 h included) for runs that compress
     /// time, such as the fault run. Not read from the environment: `None` in every deployment.
     pub backoff_cap_ms: Option<i64>,
@@ -87,9 +93,22 @@ impl Default for SenderConfig {
             queue_visibility_s: 180,
             marketing_messages_numbers: Default::default(),
             marketing_messages_fallback: false,
+            media_source_buckets: Default::default(),
+            media_id_ttl_s: 29 * 86_400,
             backoff_cap_ms: None,
         }
     }
+}
+
+/// A comma-separated list setting (empty when unset).
+fn list(env: &impl Env, name: &str) -> std::collections::BTreeSet<String> {
+    env.get(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl SenderConfig {
@@ -116,14 +135,11 @@ impl SenderConfig {
                 .parsed_or("THROUGHPUT_MAX_WAIT_MS", d.throughput_max_wait_ms)?,
             concurrency: env.parsed_or("RECORD_CONCURRENCY", d.concurrency)?.max(1),
             limits_cache: Duration::from_secs(env.parsed_or("NUMBER_LIMITS_CACHE_SECONDS", 30u64)?),
-            marketing_messages_numbers: env
-                .get("MARKETING_MESSAGES_NUMBERS")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            marketing_messages_numbers: list(env, "MARKETING_MESSAGES_NUMBERS"),
+            media_source_buckets: list(env, "MEDIA_SOURCE_BUCKETS"),
+            media_id_ttl_s: env
+                .parsed_or("MEDIA_ID_TTL_SECONDS", d.media_id_ttl_s)?
+                .clamp(60, 30 * 86_400 - 3_600),
             marketing_messages_fallback: env
                 .parsed_or("MARKETING_MESSAGES_FALLBACK", d.marketing_messages_fallback)?,
             queue_retention_s: env

@@ -59,10 +59,16 @@ impl<P: SenderPorts> Sender<P> {
             Decision::Pass { business_initiated } => {
                 match self.address(&mut t, &to, template.as_ref()).await? {
                     Err(r) => Some(r),
-                    Ok(()) if business_initiated => {
-                        self.reach(&t.job, &t.home, &to.user, now).await?.err()
+                    Ok(()) => {
+                        // Before the messaging-limit slot: a refused file spends none.
+                        if let Err(m) = self.resolve_media(&mut t.job, now).await? {
+                            return Ok(self.refuse_media(t, m, clock).await?);
+                        }
+                        match business_initiated {
+                            true => self.reach(&t.job, &t.home, &to.user, now).await?.err(),
+                            false => None,
+                        }
                     }
-                    Ok(()) => None,
                 }
             }
         };
@@ -101,6 +107,37 @@ impl<P: SenderPorts> Sender<P> {
             slot_at_ms: None,
             pair_turn_at_ms: t.checkpoint.pair_turn_at_ms,
         })))
+    }
+
+    /// The verdict of a job whose S3 media cannot be sent: `invalid` with the object's
+    /// violations, or `media_upload_failed`; dead-lettered with that reason.
+    async fn refuse_media(
+        &self,
+        t: Taken,
+        refusal: crate::media::MediaRefusal,
+        clock: Clock,
+    ) -> Result<Step, StoreError> {
+        let (reason, o) = match refusal {
+            crate::media::MediaRefusal::Invalid(violations) => {
+                let mut o = Outcome::rejected(
+                    "invalid",
+                    format!("{} media violation(s)", violations.len()),
+                    clock.now_ms(),
+                );
+                o.violations = violations
+                    .iter()
+                    .filter_map(|v| serde_json::to_value(v).ok())
+                    .collect();
+                ("invalid", o)
+            }
+            crate::media::MediaRefusal::Upload(detail) => (
+                "media_upload_failed",
+                Outcome::rejected("media_upload_failed", detail, clock.now_ms()),
+            ),
+        };
+        let o = stamp(o, &t.job, t.checkpoint.failures);
+        self.complete(&t.key, &t.owner, &o, clock).await?;
+        Ok(done(o, Some(reason)))
     }
 
     /// Gate 4b: a job naming a business-scoped id for a template Meta takes only by phone

@@ -18,6 +18,7 @@ pub mod config;
 mod facts;
 mod finish;
 mod keys;
+mod media;
 #[cfg(feature = "fakes")]
 pub mod memory;
 pub mod outcome;

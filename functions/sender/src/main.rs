@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         secret.cache_ttl,
     );
     let sender = Sender::new(
-        AwsSenderPorts::new(&aws, &resources, graph, secrets),
+        AwsSenderPorts::new(&aws, &resources, graph.clone(), graph, secrets),
         config,
     );
     let sender = &sender;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use whatsapp_core::ports::GraphApi;
 use whatsapp_fakes::{
-    MemoryContacts, MemoryDedupe, MemoryMessages, MemoryQueue, MemoryRedelivery, MemorySendControl,
-    MemorySessions, MemoryTemplates, StaticSecrets,
+    MemoryContacts, MemoryDedupe, MemoryMediaApi, MemoryMediaIds, MemoryMessages, MemoryObjects,
+    MemoryQueue, MemoryRedelivery, MemorySendControl, MemorySessions, MemoryTemplates,
+    StaticSecrets,
 };
 
 use crate::SenderPorts;
@@ -21,6 +22,8 @@ pub struct MemoryStores {
     pub messages: MemoryMessages,
     pub dedupe: MemoryDedupe,
     pub control: MemorySendControl,
+    pub objects: MemoryObjects,
+    pub media_ids: MemoryMediaIds,
 }
 
 /// One instance's ports: shared stores, its own Graph client and queues.
@@ -31,6 +34,7 @@ pub struct MemorySenderPorts<G> {
     pub outcomes: MemoryQueue,
     pub dead_letters: MemoryQueue,
     pub redelivery: MemoryRedelivery,
+    pub media: MemoryMediaApi,
 }
 
 impl<G> MemorySenderPorts<G> {
@@ -42,6 +46,7 @@ impl<G> MemorySenderPorts<G> {
             outcomes: MemoryQueue::default(),
             dead_letters: MemoryQueue::default(),
             redelivery: MemoryRedelivery::default(),
+            media: MemoryMediaApi::default(),
         }
     }
 }
@@ -58,6 +63,9 @@ impl<G: GraphApi> SenderPorts for MemorySenderPorts<G> {
     type Outcomes = MemoryQueue;
     type DeadLetters = MemoryQueue;
     type Redelivery = MemoryRedelivery;
+    type Media = MemoryMediaApi;
+    type Objects = MemoryObjects;
+    type MediaIds = MemoryMediaIds;
 
     fn sessions(&self) -> &MemorySessions {
         &self.stores.sessions
@@ -91,5 +99,14 @@ impl<G: GraphApi> SenderPorts for MemorySenderPorts<G> {
     }
     fn redelivery(&self) -> &MemoryRedelivery {
         &self.redelivery
+    }
+    fn media(&self) -> &MemoryMediaApi {
+        &self.media
+    }
+    fn objects(&self) -> &MemoryObjects {
+        &self.stores.objects
+    }
+    fn media_ids(&self) -> &MemoryMediaIds {
+        &self.stores.media_ids
     }
 }

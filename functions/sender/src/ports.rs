@@ -1,8 +1,8 @@
 //! Everything the sender talks to, as one bundle of ports.
 
 use whatsapp_core::ports::{
-    ContactStore, DeadLetters, DedupeStore, GraphApi, MessageQueue, MessageStore, Redelivery,
-    SecretSource, SendControl, SessionStore, TemplateStore,
+    ContactStore, DeadLetters, DedupeStore, GraphApi, MediaApi, MediaIdCache, MessageQueue,
+    MessageStore, ObjectStore, Redelivery, SecretSource, SendControl, SessionStore, TemplateStore,
 };
 
 /// Everything the sender talks to.
@@ -18,6 +18,9 @@ pub trait SenderPorts: Send + Sync {
     type Outcomes: MessageQueue;
     type DeadLetters: DeadLetters;
     type Redelivery: Redelivery;
+    type Media: MediaApi;
+    type Objects: ObjectStore;
+    type MediaIds: MediaIdCache;
 
     fn sessions(&self) -> &Self::Sessions;
     fn contacts(&self) -> &Self::Contacts;
@@ -33,4 +36,10 @@ pub trait SenderPorts: Send + Sync {
     fn dead_letters(&self) -> &Self::DeadLetters;
     /// Visibility of the send queue's messages.
     fn redelivery(&self) -> &Self::Redelivery;
+    /// Meta's media upload, for jobs whose media names an S3 object.
+    fn media(&self) -> &Self::Media;
+    /// The buckets those objects are read from.
+    fn objects(&self) -> &Self::Objects;
+    /// Uploaded media ids by object version.
+    fn media_ids(&self) -> &Self::MediaIds;
 }

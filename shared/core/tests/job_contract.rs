@@ -154,6 +154,11 @@ const INVALID: &[(&str, &str, Option<ViolationCode>)] = &[
         "message.image",
         Some(ViolationCode::ExactlyOneOf),
     ),
+    (
+        "media-s3-bad-bucket",
+        "message.image.s3.bucket",
+        Some(ViolationCode::InvalidFormat),
+    ),
     ("missing-idempotency-key", "", None),
     (
         "product-list-31-products",

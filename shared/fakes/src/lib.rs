@@ -3,11 +3,13 @@
 //! so that handler tests mean something; the adapters themselves are tested against ministack.
 
 mod control;
+mod media;
 mod queues;
 mod secrets;
 mod stores;
 
 pub use control::*;
+pub use media::*;
 pub use queues::*;
 pub use secrets::*;
 pub use stores::*;

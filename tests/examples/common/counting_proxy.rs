@@ -137,7 +137,8 @@ async fn forward(
 }
 
 /// Forwards one request to `upstream` unchanged (but for the hop-by-hop length headers) and
-/// hands back its answer; 502 when upstream cannot be reached.
+/// hands back its answer; 502 when upstream cannot be reached. A HEAD answer keeps its
+/// `content-length`: it is the object's size (S3's HeadObject), not the length of a body.
 pub async fn relay(
     http: &reqwest::Client,
     upstream: &str,
@@ -146,6 +147,7 @@ pub async fn relay(
     headers: &HeaderMap,
     body: Bytes,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    let head = method == Method::HEAD;
     let mut req = http.request(
         method,
         format!(
@@ -163,7 +165,7 @@ pub async fn relay(
             let status = r.status();
             let mut h = HeaderMap::new();
             for (k, v) in r.headers() {
-                if k != "content-length" && k != "transfer-encoding" {
+                if (head || k != "content-length") && k != "transfer-encoding" {
                     h.insert(k, v.clone());
                 }
             }

@@ -38,6 +38,7 @@ pub async fn tables(
         "messages",
         "dedupe",
         "control",
+        "media-ids",
         "phones",
     ] {
         let name = format!("{prefix}-{t}");

@@ -57,7 +57,8 @@ pub struct TextBody {
     pub preview_url: Option<bool>,
 }
 
-/// A media attachment, by uploaded media `id` or by `link` (exactly one).
+/// A media attachment, by uploaded media `id`, by `link`, or by an `s3` object the sender
+/// uploads to Meta first (exactly one).
 ///
 /// `mime_type` and `size_bytes` are the producer's declaration of the file, checked against
 /// WhatsApp's per-type limits; they are not sent to Meta.
@@ -69,6 +70,12 @@ pub struct Media {
     /// An https URL Meta will fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// An object in one of the buckets the sender may read (`MEDIA_SOURCE_BUCKETS`): the sender
+    /// checks its size and content type against WhatsApp's limits, uploads it
+    /// (`POST /{phone-number-id}/media`, reusing an earlier upload of the same object version)
+    /// and sends by id. Never sent to Meta.
+    #[serde(default, skip_serializing)]
+    pub s3: Option<S3Object>,
     /// Image, video and document only; ≤ 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
@@ -79,6 +86,21 @@ pub struct Media {
     pub mime_type: Option<String>,
     #[serde(default, skip_serializing)]
     pub size_bytes: Option<u64>,
+}
+
+/// An S3 object, by bucket and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Object {
+    /// 3–63 characters: lowercase letters, digits, `.` and `-`.
+    #[schemars(
+        length(min = 3, max = 63),
+        regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+    )]
+    pub bucket: String,
+    /// 1–1024 bytes.
+    #[schemars(length(min = 1, max = 1024))]
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -12,7 +12,7 @@ mod message;
 mod validate;
 
 pub use message::*;
-pub use validate::{Violation, ViolationCode, limits};
+pub use validate::{Violation, ViolationCode, file_violations, limits};
 
 use std::collections::BTreeMap;
 
