@@ -433,6 +433,18 @@ impl Simulator {
     }
 
     /// Every Graph request so far.
+    /// The wamids of the messages `user_id` sent, oldest first.
+    pub fn messages_from(&self, user_id: &str) -> Vec<String> {
+        let world = self.world();
+        let mut all: Vec<&crate::model::Inbound> = world
+            .inbound
+            .values()
+            .filter(|m| m.user_id == user_id)
+            .collect();
+        all.sort_by_key(|m| (m.at, m.wamid.clone()));
+        all.into_iter().map(|m| m.wamid.clone()).collect()
+    }
+
     /// A message a user sent, with whether it was marked read (and typing shown).
     pub fn inbound_message(&self, wamid: &str) -> Option<crate::model::Inbound> {
         self.world().inbound.get(wamid).cloned()

@@ -18,8 +18,8 @@
 //!    event processor, a real Lambda process on its SQS event source;
 //! 9. the usage aggregator counts them into the usage table, priced from the example rate card;
 //! 10. media both ways: the customer sends a photo, which the media fetcher keeps in the media
-//!     bucket before the bots get the message (with the object's key); the bot answers with a
-//!     PDF from its own bucket, which the sender uploads to Meta once and sends by id.
+//!     bucket before the bots get the message (with the object's key); the bot answers with an
+//!     image from its own bucket, which the sender uploads to Meta once and sends by id.
 //!
 //! It prints progress, then a summary. It never prints a secret, a phone number or message text.
 //! Settings: `STACK_OUTPUTS` (the stack outputs as JSON), `SIM_URL`, `SIM_APP_SECRET`,
@@ -535,7 +535,7 @@ async fn main() -> Result<(), Error> {
 
     step(
         10,
-        "media both ways: a customer's photo kept in S3 for the bots; a PDF sent from S3",
+        "media both ways: a customer's photo kept in S3 for the bots; an image sent from S3",
     );
     let photo: Value = http
         .post(format!("{sim}/_sim/users/{user_id}/messages"))
@@ -578,24 +578,24 @@ async fn main() -> Result<(), Error> {
         kept.mime_type,
         &kept.sha256[..12]
     ));
-    // The bot's own bucket (MediaSourceBuckets), holding a brochure it sends.
+    // The bot's own bucket (MediaSourceBuckets), holding an image it sends.
     let outbound_bucket = env("MEDIA_SOURCE_BUCKET")?;
     let _ = s3.create_bucket().bucket(&outbound_bucket).send().await;
-    let mut pdf = b"%PDF-1.7\n".to_vec();
-    pdf.extend((0..200_000u32).map(|i| (i % 251) as u8));
-    let pdf_key = format!("brochures/local-{run}.pdf");
+    let mut picture = b"\x89PNG\r\n\x1a\n".to_vec();
+    picture.extend((0..200_000u32).map(|i| (i % 251) as u8));
+    let picture_key = format!("images/local-{run}.png");
     s3.put_object()
         .bucket(&outbound_bucket)
-        .key(&pdf_key)
-        .content_type("application/pdf")
-        .body(pdf.clone().into())
+        .key(&picture_key)
+        .content_type("image/png")
+        .body(picture.clone().into())
         .send()
         .await?;
     let uploads_before = uploads(&http, &sim).await?;
-    let key = format!("local-{run}-brochure");
+    let key = format!("local-{run}-picture");
     let job = json!({"version": 1, "idempotency_key": key, "phone_number_id": PHONE, "to": to,
-        "message": {"type": "document", "document": {"s3": {"bucket": outbound_bucket, "key": pdf_key},
-                    "filename": "brochure.pdf", "caption": "Our brochure"}},
+        "message": {"type": "image", "image": {"s3": {"bucket": outbound_bucket, "key": picture_key},
+                    "caption": "The one you asked about"}},
         "correlation": {"conversation": "local-run"}});
     SendJob::parse(&job.to_string())?;
     sqs.send_message()
@@ -603,22 +603,22 @@ async fn main() -> Result<(), Error> {
         .message_body(job.to_string())
         .send()
         .await?;
-    let brochure = receive_until(&sqs, outcomes_url, "the brochure's outcome", |body| {
+    let sent = receive_until(&sqs, outcomes_url, "the image's outcome", |body| {
         let o: Value = serde_json::from_str(body)?;
         Ok((o["idempotency_key"] == key.as_str()).then_some(o))
     })
     .await?;
-    if brochure["outcome"] != "accepted" {
-        return Err(format!("the brochure was not sent: {brochure}").into());
+    if sent["outcome"] != "accepted" {
+        return Err(format!("the image was not sent: {sent}").into());
     }
     let uploaded = uploads(&http, &sim).await? - uploads_before;
     detail(format!(
-        "outbound s3://{outbound_bucket}/{pdf_key} ({} bytes): uploaded to Meta {uploaded} time(s), sent by id: {}",
-        pdf.len(),
-        brochure["outcome"].as_str().unwrap_or("?")
+        "outbound image s3://{outbound_bucket}/{picture_key} ({} bytes): uploaded to Meta {uploaded} time(s), sent by id: {}",
+        picture.len(),
+        sent["outcome"].as_str().unwrap_or("?")
     ));
     if uploaded != 1 {
-        return Err("the brochure was not uploaded exactly once".into());
+        return Err("the image was not uploaded exactly once".into());
     }
 
     let sessions = DynamoSessionStore::new(ddb, output(&outputs, "SessionsTableName")?);

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod actions;
 mod cloud_api_2026;
 mod dedupe;
 mod graph_http;

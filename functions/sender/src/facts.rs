@@ -28,6 +28,10 @@ struct Recipients {
 impl<P: SenderPorts> Sender<P> {
     /// Gates 2–5 for a job whose record we hold.
     pub(crate) async fn apply_policy(&self, mut t: Taken, clock: Clock) -> Result<Step, Transient> {
+        if gates::is_action(&t.job.message) {
+            // Nothing to read: no gate of gates 2–5 applies to a conversation action.
+            return Ok(self.ready(t, None, WindowState::default(), false));
+        }
         let (to, window) = self.follow(&mut t).await?;
         let template = self.template_record(&t.job, &t.home).await?;
         let now = clock.now_s();
@@ -86,7 +90,30 @@ impl<P: SenderPorts> Sender<P> {
             == whatsapp_core::policy::OutboundKind::Template(
                 whatsapp_core::policy::TemplateCategoryKind::Marketing,
             );
-        Ok(Step::Ready(Box::new(Ready {
+        Ok(self.ready(t, Some((to.user, by_phone)), window, marketing))
+    }
+
+    /// The job, cleared to go: `to` is the user key it goes to and whether by phone number
+    /// (`None` for a conversation action: the key the job names).
+    fn ready(
+        &self,
+        t: Taken,
+        to: Option<(UserKey, bool)>,
+        window: WindowState,
+        marketing: bool,
+    ) -> Step {
+        let (user, by_phone) = to.unwrap_or_else(|| {
+            let user = match &t.job.to {
+                Recipient::WaId(w) => w.clone(),
+                Recipient::UserId(u) => u.clone(),
+            };
+            let key = UserKey {
+                phone_number_id: t.job.phone_number_id.clone(),
+                user,
+            };
+            (key, false)
+        });
+        Step::Ready(Box::new(Ready {
             by_phone,
             marketing,
             via_marketing_messages: marketing
@@ -99,14 +126,14 @@ impl<P: SenderPorts> Sender<P> {
             job: t.job,
             key: t.key,
             owner: t.owner,
-            user: to.user,
+            user,
             window,
             failures: t.checkpoint.failures,
             // Sending again after an attempt whose outcome stayed unknown.
             uncertain: t.checkpoint.uncertain || (t.previous.is_some() && !t.checkpoint.unsent),
             slot_at_ms: None,
             pair_turn_at_ms: t.checkpoint.pair_turn_at_ms,
-        })))
+        }))
     }
 
     /// The verdict of a job whose S3 media cannot be sent: `invalid` with the object's

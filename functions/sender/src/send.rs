@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use whatsapp_core::graph::{SendEndpoint, SendMessageRequest, SendMessageResponse};
+use whatsapp_core::graph::{
+    MarkReadRequest, SendEndpoint, SendMessageRequest, SendMessageResponse,
+};
 use whatsapp_core::policy::{PAIR_TURN_MARGIN_MS, reserved_turn_usable};
 use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl, Turn};
 
@@ -50,6 +52,18 @@ impl<P: SenderPorts> Sender<P> {
             self.hold(&r.key, &r.owner, clock.now_ms() + 1_000, &unsent)
                 .await?;
             return Ok(Step::Later { delay_s: Some(1) });
+        }
+        // A conversation action reaches no one: no pair-rate turn, and Meta's mark-as-read.
+        if let Some(action) = r.job.message.as_mark_read() {
+            let request = MarkReadRequest::new(action.message_id.clone(), action.typing_indicator);
+            let pn = r.job.phone_number_id.clone();
+            let graph = self.ports.graph();
+            let result = self
+                .with_token(clock, deadline_ms, async |token: &str, _budget| {
+                    graph.mark_read(&pn, &request, token).await
+                })
+                .await?;
+            return Ok(self.settle_action(r, result, clock).await);
         }
         // 7. Pair rate: our reserved turn if we hold one still usable, else take or reserve one.
         // A turn more than a moment away is waited for through the queue, never in process.
@@ -129,8 +143,7 @@ impl<P: SenderPorts> Sender<P> {
         Ok(self.settle(r, result, clock).await)
     }
 
-    /// The Graph call, bounded by the time the invocation has left. A 190 means the token was
-    /// rotated or expired: re-read it once and retry once, if there is still time.
+    /// The Graph call, bounded by the time the invocation has left.
     async fn call_graph(
         &self,
         r: &Ready,
@@ -138,24 +151,35 @@ impl<P: SenderPorts> Sender<P> {
         clock: Clock,
         deadline_ms: i64,
     ) -> Result<Result<SendMessageResponse, GraphCallError>, Transient> {
-        let is_190 = |res: &Result<SendMessageResponse, GraphCallError>| matches!(res, Err(GraphCallError::Api { body, .. }) if body.code == 190);
         let pn = &r.job.phone_number_id;
         let graph = self.ports.graph();
+        self.with_token(clock, deadline_ms, async |token: &str, budget| {
+            graph.send_message_within(pn, request, token, budget).await
+        })
+        .await
+    }
+
+    /// `call` with the access token and the time the invocation has left for it. A 190 means
+    /// the token was rotated or expired: re-read it once and call once more, if there is still
+    /// time.
+    async fn with_token<T>(
+        &self,
+        clock: Clock,
+        deadline_ms: i64,
+        call: impl AsyncFn(&str, Duration) -> Result<T, GraphCallError>,
+    ) -> Result<Result<T, GraphCallError>, Transient> {
+        let is_190 = |res: &Result<T, GraphCallError>| matches!(res, Err(GraphCallError::Api { body, .. }) if body.code == 190);
         let secrets = self.ports.secrets().secrets().await?;
         // Checked by the caller; a zero budget only if the clock jumped meanwhile.
         let budget = call_budget(deadline_ms, clock.now_ms()).unwrap_or_default();
-        let mut result = graph
-            .send_message_within(pn, request, &secrets.access_token, budget)
-            .await;
+        let mut result = call(&secrets.access_token, budget).await;
         if is_190(&result) {
             let fresh = self.ports.secrets().refresh().await?;
             if fresh.access_token != secrets.access_token
                 && let Some(budget) = call_budget(deadline_ms, clock.now_ms())
             {
                 tracing::info!("access token refreshed after 190; retrying once");
-                result = graph
-                    .send_message_within(pn, request, &fresh.access_token, budget)
-                    .await;
+                result = call(&fresh.access_token, budget).await;
             }
             if is_190(&result) {
                 tracing::error!(

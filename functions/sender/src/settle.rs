@@ -30,21 +30,48 @@ impl<P: SenderPorts> Sender<P> {
         match result {
             Ok(response) => self.accepted(r, &response, clock).await,
             Err(_) if ambiguous => self.ambiguous(r, clock).await,
-            Err(e) => {
-                let key = r.key.clone();
-                let owner = r.owner.clone();
-                let unsent = r.unsent();
-                match self.failed(r, &e, clock).await {
-                    Ok(step) => step,
-                    Err(t) => {
-                        // Meta refused the message: nothing was sent.
-                        tracing::warn!(error = %t, "could not record a Graph API error; the record will be retried");
-                        let _ = self
-                            .hold(&key, &owner, clock.now_ms() + 1_000, &unsent)
-                            .await;
-                        Step::Later { delay_s: None }
-                    }
-                }
+            Err(e) => self.refused(r, &e, clock).await,
+        }
+    }
+
+    /// A conversation action's answer. A lost answer is retried like a refusal: marking a
+    /// message read twice changes nothing, so there is nothing to reconcile.
+    pub(crate) async fn settle_action(
+        &self,
+        r: Ready,
+        result: Result<(), GraphCallError>,
+        clock: Clock,
+    ) -> Step {
+        let Err(e) = result else {
+            let o = stamp(
+                Outcome::new(Verdict::Accepted, clock.now_ms()),
+                &r.job,
+                r.failures,
+            );
+            if let Err(e) = self.complete(&r.key, &r.owner, &o, clock).await {
+                // Done at Meta; the redelivery marks it again, harmlessly.
+                tracing::warn!(error = %e, "commit failed after a conversation action");
+                return Step::Later { delay_s: None };
+            }
+            return done(o, None);
+        };
+        self.refused(r, &e, clock).await
+    }
+
+    /// Meta refused the request: classify, then fail or back off.
+    async fn refused(&self, r: Ready, e: &GraphCallError, clock: Clock) -> Step {
+        let key = r.key.clone();
+        let owner = r.owner.clone();
+        let unsent = r.unsent();
+        match self.failed(r, e, clock).await {
+            Ok(step) => step,
+            Err(t) => {
+                // Meta refused the message: nothing was sent.
+                tracing::warn!(error = %t, "could not record a Graph API error; the record will be retried");
+                let _ = self
+                    .hold(&key, &owner, clock.now_ms() + 1_000, &unsent)
+                    .await;
+                Step::Later { delay_s: None }
             }
         }
     }

@@ -255,6 +255,14 @@ pub fn deadline(
     }
 }
 
+/// Whether the job is a conversation action (mark as read, with or without the typing
+/// indicator) rather than a message: no window, consent, template or messaging-limit gate
+/// applies to it, and no pair-rate turn (it reaches no one); the number's throughput still
+/// paces it.
+pub fn is_action(message: &OutboundMessage) -> bool {
+    message.as_mark_read().is_some()
+}
+
 /// What a message is for policy: free-form, or a template of the category its stored record
 /// gives. A template we know nothing about, or whose category is unknown, counts as marketing:
 /// the most restricted category.
@@ -328,6 +336,11 @@ pub fn decide(
     now: i64,
     settings: &GateSettings,
 ) -> Decision {
+    if is_action(message) {
+        return Decision::Pass {
+            business_initiated: false,
+        };
+    }
     let kind = kind_of(message, facts.template);
     let marketing = kind == OutboundKind::Template(TemplateCategoryKind::Marketing);
     match gates(message, kind, facts, now, settings) {

@@ -76,6 +76,7 @@ fn every_message_type_has_a_valid_fixture() {
         "interactive-flow",
         "template-positional",
         "template-named",
+        "mark-read",
     ];
     for t in types {
         assert!(

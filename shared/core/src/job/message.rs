@@ -7,17 +7,58 @@ use serde::{Deserialize, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OutboundMessage {
-    Text { text: TextBody },
-    Image { image: Media },
-    Audio { audio: Media },
-    Video { video: Media },
-    Document { document: Media },
-    Sticker { sticker: Media },
-    Location { location: LocationBody },
-    Contacts { contacts: Vec<ContactCard> },
-    Reaction { reaction: ReactionBody },
-    Interactive { interactive: Box<Interactive> },
-    Template { template: TemplateMessage },
+    Text {
+        text: TextBody,
+    },
+    Image {
+        image: Media,
+    },
+    Audio {
+        audio: Media,
+    },
+    Video {
+        video: Media,
+    },
+    Document {
+        document: Media,
+    },
+    Sticker {
+        sticker: Media,
+    },
+    Location {
+        location: LocationBody,
+    },
+    Contacts {
+        contacts: Vec<ContactCard>,
+    },
+    Reaction {
+        reaction: ReactionBody,
+    },
+    Interactive {
+        interactive: Box<Interactive>,
+    },
+    Template {
+        template: TemplateMessage,
+    },
+    /// Not a message: marks `message_id` (a message the user sent) as read, with the typing
+    /// indicator if asked (shown up to 25 s, or until our next message). Sent as Meta's
+    /// mark-as-read request; not held to the window, consent or template rules; counted
+    /// against the number's throughput.
+    MarkRead {
+        mark_read: MarkReadAction,
+    },
+}
+
+/// What a `mark_read` job does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkReadAction {
+    /// The wamid of the user's message (marking it read marks the earlier ones too).
+    #[schemars(length(min = 1, max = 256))]
+    pub message_id: String,
+    /// Also show the typing indicator.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typing_indicator: bool,
 }
 
 impl OutboundMessage {
@@ -35,6 +76,15 @@ impl OutboundMessage {
             OutboundMessage::Reaction { .. } => "reaction",
             OutboundMessage::Interactive { .. } => "interactive",
             OutboundMessage::Template { .. } => "template",
+            OutboundMessage::MarkRead { .. } => "mark_read",
+        }
+    }
+
+    /// The conversation action, if this job is one (not a message).
+    pub fn as_mark_read(&self) -> Option<&MarkReadAction> {
+        match self {
+            OutboundMessage::MarkRead { mark_read } => Some(mark_read),
+            _ => None,
         }
     }
 

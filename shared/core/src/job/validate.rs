@@ -320,6 +320,12 @@ fn message(c: &mut Checker, m: &OutboundMessage) {
         }
         OutboundMessage::Interactive { interactive } => self::interactive(c, interactive),
         OutboundMessage::Template { template } => self::template(c, template),
+        OutboundMessage::MarkRead { mark_read } => c.text(
+            "message.mark_read.message_id",
+            &mark_read.message_id,
+            true,
+            256,
+        ),
     }
 }
 
