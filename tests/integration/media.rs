@@ -378,3 +378,46 @@ async fn a_fetch_failing_on_every_receive_forwards_the_message_at_the_last() {
     );
     r.sim.sim.clear_faults();
 }
+
+/// The streamed put at every boundary of its parts: nothing, one byte, a part less one, a
+/// part, a part and one, two parts; chunks of an odd size, so parts fill across chunks.
+#[tokio::test]
+async fn streamed_puts_keep_every_byte_at_every_part_boundary() {
+    use whatsapp_core::ports::{Chunks, ObjectStore};
+    let aws = crate::support::aws().await;
+    let s3 = s3_client(&aws, true);
+    let bucket = unique("parts").to_lowercase();
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let part = 5 * 1024 * 1024;
+    let objects = S3Objects::new(s3.clone()).with_part_bytes(part);
+    for size in [0, 1, part - 1, part, part + 1, 2 * part] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+        let key = format!("k{size}");
+        let mut body = Chunks::of(&bytes, 300_007);
+        let n = objects
+            .put_stream(
+                &bucket,
+                &key,
+                "application/pdf",
+                &sha256_hex(&bytes),
+                &mut body,
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, size as u64);
+        let got = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.content_type.as_deref(), Some("application/pdf"));
+        let stored = got.body.collect().await.unwrap().to_vec();
+        assert!(stored == bytes, "{size} bytes differ");
+        let head = objects.head(&bucket, &key).await.unwrap().unwrap();
+        assert_eq!(head.size, size as u64);
+        assert_eq!(head.sha256.as_deref(), Some(sha256_hex(&bytes).as_str()));
+    }
+    assert!(objects.head(&bucket, "absent").await.unwrap().is_none());
+}
