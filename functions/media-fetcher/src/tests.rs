@@ -146,6 +146,26 @@ async fn a_file_over_its_kinds_limit_is_refused_before_download() {
 }
 
 #[tokio::test]
+async fn a_file_longer_than_its_kind_allows_is_cut_off_and_not_kept() {
+    // Meta's size says nothing (or lies): the stream is stopped at the image limit of 5 MB.
+    let mut big = png();
+    big.resize(5 * 1024 * 1024 + 10, 1);
+    let f = fetcher(FakeMeta {
+        sha256: sha_hex(&big),
+        bytes: big,
+        file_size: 4_000,
+        mime: "image/png".into(),
+    });
+    f.handle(&[record("image")], 1_780_000_000_000).await;
+    let events = forwarded(&f).await;
+    assert_eq!(
+        events[0].media_error.as_ref().unwrap().code,
+        MediaErrorCode::TooLarge
+    );
+    assert!(f.objects.objects.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_message_without_a_file_is_forwarded_as_is_and_garbage_is_retried() {
     let f = fetcher(FakeMeta {
         bytes: png(),

@@ -304,7 +304,8 @@ impl ByteStream for HttpDownload {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, BoxError> {
         match self.0.chunk().await {
             Ok(c) => Ok(c.map(|b| b.to_vec())),
-            Err(e) => Err(Box::new(e)),
+            // Without the URL: a media URL is a capability, kept out of errors and logs.
+            Err(e) => Err(Box::new(e.without_url())),
         }
     }
 }
@@ -378,7 +379,7 @@ impl MediaApi for GraphHttpClient {
             .timeout(MEDIA_TRANSFER_TIMEOUT)
             .send()
             .await
-            .map_err(|e| DownloadError::Failed(Box::new(e)))?;
+            .map_err(|e| DownloadError::Failed(Box::new(e.without_url())))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(HttpDownload(resp)),
