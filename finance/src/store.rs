@@ -116,14 +116,23 @@ impl PricedIndex {
         }
     }
 
-    /// Every message of `phone_number_id` whose usage day is `day`.
+    /// Every message of `phone_number_id` whose usage day is `day`: one query per shard of
+    /// the day, and one for the unsharded key of messages priced before sharding, at once.
     pub async fn day(
         &self,
         phone_number_id: &str,
         day: NaiveDate,
     ) -> Result<Vec<PricedMessage>, StoreError> {
-        let partition = whatsapp_core::usage::usage_partition(phone_number_id, day);
-        let (client, table, partition) = (&self.client, &self.table, &partition);
+        let partitions = whatsapp_core::usage::usage_partitions(phone_number_id, day);
+        let shards =
+            futures_util::future::try_join_all(partitions.iter().map(|p| self.partition(p)))
+                .await?;
+        Ok(shards.into_iter().flatten().collect())
+    }
+
+    /// Every message filed under one index partition.
+    async fn partition(&self, partition: &str) -> Result<Vec<PricedMessage>, StoreError> {
+        let (client, table) = (&self.client, &self.table);
         let items = all_items(|start| async move {
             let page = client
                 .query()

@@ -731,3 +731,74 @@ BR,marketing,BRL,0.3500,2025-07-01
     let (card, currencies) = rates.load_with_currencies().await.unwrap();
     assert_eq!((card.len(), currencies.get("W1")), (2, Some(&brl)));
 }
+
+/// The usage index is sharded by wamid (no key takes one number's every priced message); a day
+/// is read from every shard, and from the unsharded key messages priced before sharding keep.
+#[tokio::test]
+async fn a_day_is_read_from_every_shard_and_from_before_sharding() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use whatsapp_core::ports::{MessageStore, StatusUpdate};
+    use whatsapp_core::webhook::{Pricing, StatusKind};
+    let stack = crate::support::ingest_stack().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let messages =
+        whatsapp_aws::DynamoMessageStore::new(ddb.clone(), &stack.resources.messages_table);
+    let at = (now() / 86_400) * 86_400 + 3_600;
+    let day = whatsapp_core::usage::usage_day(at);
+    let pricing: Pricing = serde_json::from_value(
+        json!({"billable": true, "pricing_model": "PMP", "category": "utility", "type": "regular"}),
+    )
+    .unwrap();
+    let sent = StatusKind::Sent;
+    for i in 0..40 {
+        let wamid = format!("wamid.SHARD{i:04}");
+        messages
+            .merge_status(StatusUpdate {
+                wamid: &wamid,
+                waba_id: WABA,
+                phone_number_id: PHONE,
+                status: &sent,
+                at,
+                recipient: Some("16505551234"),
+                callback_data: None,
+                pricing: Some(&pricing),
+                conversation: None,
+                error: None,
+            })
+            .await
+            .unwrap();
+    }
+    // A message priced before the index was sharded, as that code filed it.
+    let legacy = format!("{PHONE}#{}", day.format("%Y-%m-%d"));
+    ddb.put_item()
+        .table_name(&stack.resources.messages_table)
+        .item("pk", A::S("wamid.LEGACY".into()))
+        .item("usage_pk", A::S(legacy))
+        .item("waba_id", A::S(WABA.into()))
+        .item("priced_at", A::N(at.to_string()))
+        .item("pricing_category", A::S("utility".into()))
+        .item("pricing_model", A::S("PMP".into()))
+        .send()
+        .await
+        .unwrap();
+    let index = PricedIndex::new(ddb.clone(), &stack.resources.messages_table);
+    let got = index.day(PHONE, day).await.unwrap();
+    assert_eq!(got.len(), 41, "every shard and the unsharded key");
+    assert!(got.iter().all(|m| m.phone_number_id == PHONE));
+    assert!(got.iter().any(|m| m.wamid == "wamid.LEGACY"));
+    let scan = ddb
+        .scan()
+        .table_name(&stack.resources.messages_table)
+        .send()
+        .await
+        .unwrap();
+    let keys: std::collections::BTreeSet<String> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("usage_pk")?.as_s().ok().cloned())
+        .collect();
+    assert!(
+        keys.len() > 4,
+        "40 messages spread over the shards: {keys:?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! How a priced message is filed for finance. The messages table keeps, for every message whose
 //! status carried `pricing`, the attributes finance counts from, and a sparse global secondary
-//! index ([`USAGE_INDEX`]) on `usage_pk` = `<phone_number_id>#<YYYY-MM-DD>` (the UTC day of the
-//! earliest priced status). The usage aggregator reads one number's day from that index and
+//! index ([`USAGE_INDEX`]) on `usage_pk` = `<phone_number_id>#<YYYY-MM-DD>#<shard>` (the UTC day
+//! of the earliest priced status, and one of [`USAGE_SHARDS`] shards chosen by the wamid). The
+//! usage aggregator reads one number's day from that index, shard by shard, and
 //! writes the day's counters as absolute values, so a retried or reordered webhook can never
 //! count twice (the `finance` crate).
 
@@ -46,14 +47,43 @@ pub fn usage_day(epoch_seconds: i64) -> NaiveDate {
         .date_naive()
 }
 
-/// The usage index partition of one number's day.
-pub fn usage_partition(phone_number_id: &str, day: NaiveDate) -> String {
-    format!("{phone_number_id}#{}", day.format("%Y-%m-%d"))
+/// Shards of one number's usage day in the index. A value of a GSI key without a sort key is
+/// one partition, which takes at most 1,000 writes/s and is never split (reference:
+/// reliability §9); one number at 1,000 priced messages/s would take all of it on one
+/// `<phone>#<day>`. Eight shards put about 125 writes/s on each, under the 300 we allow a key.
+pub const USAGE_SHARDS: u32 = 8;
+
+/// The shard of a message: FNV-1a of its wamid, so every status of a message (and a recount)
+/// files it under the same key, in every process.
+pub fn usage_shard(wamid: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in wamid.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % USAGE_SHARDS
 }
 
-/// The phone number id of a usage index partition.
+/// The usage index partition of one shard of one number's day.
+pub fn usage_partition(phone_number_id: &str, day: NaiveDate, shard: u32) -> String {
+    format!("{phone_number_id}#{}#{shard}", day.format("%Y-%m-%d"))
+}
+
+/// Every usage index partition a number's day may be filed under: its shards, and the
+/// unsharded `<phone>#<day>` of messages priced before the index was sharded (their records
+/// live [`MESSAGE_RETENTION_SECONDS`]).
+pub fn usage_partitions(phone_number_id: &str, day: NaiveDate) -> Vec<String> {
+    let mut all: Vec<String> = (0..USAGE_SHARDS)
+        .map(|shard| usage_partition(phone_number_id, day, shard))
+        .collect();
+    all.push(format!("{phone_number_id}#{}", day.format("%Y-%m-%d")));
+    all
+}
+
+/// The phone number id of a usage index partition (sharded or not): phone-number ids are
+/// digits, so it is everything before the first `#`.
 pub fn partition_number(usage_pk: &str) -> &str {
-    usage_pk.rsplit_once('#').map_or(usage_pk, |(pn, _)| pn)
+    usage_pk.split('#').next().unwrap_or(usage_pk)
 }
 
 #[cfg(test)]
@@ -99,9 +129,43 @@ mod tests {
         assert_eq!(usage_day(1_795_478_399).to_string(), "2026-11-23");
         assert_eq!(usage_day(1_795_478_400).to_string(), "2026-11-24");
         assert_eq!(
-            usage_partition("1065", usage_day(1_795_478_399)),
-            "1065#2026-11-23"
+            usage_partition("1065", usage_day(1_795_478_399), 3),
+            "1065#2026-11-23#3"
         );
-        assert_eq!(partition_number("1065#2026-11-23"), "1065");
+        assert_eq!(partition_number("1065#2026-11-23#3"), "1065");
+        assert_eq!(partition_number("1065#2026-11-23"), "1065", "unsharded");
+    }
+
+    #[test]
+    fn a_day_is_read_from_every_shard_and_the_unsharded_key() {
+        let day = usage_day(1_795_478_399);
+        let all = usage_partitions("1065", day);
+        assert_eq!(all.len(), USAGE_SHARDS as usize + 1);
+        for shard in 0..USAGE_SHARDS {
+            assert!(all.contains(&usage_partition("1065", day, shard)));
+        }
+        assert!(all.contains(&"1065#2026-11-23".to_owned()));
+    }
+
+    /// The arithmetic DynamoDB does not show an emulator: one number's 1,000 priced messages a
+    /// second, spread by their wamids, put no index key over 300 writes/s.
+    #[test]
+    fn no_usage_index_key_takes_more_than_300_writes_a_second_at_1000_messages() {
+        let mut per_shard = [0u32; USAGE_SHARDS as usize];
+        // Ten seconds of wamids shaped like Meta's (base64 of a counter-bearing blob).
+        let n = 10_000;
+        for i in 0..n {
+            let wamid = format!("wamid.HBgLMTY1MDM4NzkzMDk1FQIAERgS{i:016X}QUI2MEY2RTQA");
+            per_shard[usage_shard(&wamid) as usize] += 1;
+        }
+        let hottest = *per_shard.iter().max().unwrap();
+        let per_second = hottest * 1_000 / n;
+        assert!(
+            per_second <= 300,
+            "hottest shard: {per_second}/s ({per_shard:?})"
+        );
+        assert!(per_shard.iter().all(|&c| c > 0), "every shard used");
+        // Stable: the same wamid, the same shard.
+        assert_eq!(usage_shard("wamid.A"), usage_shard("wamid.A"));
     }
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{rank_advances, status_rank};
 use whatsapp_core::ports::{MessageRecord, MessageStore, StatusUpdate, StoreError};
-use whatsapp_core::usage::{usage_day, usage_partition};
+use whatsapp_core::usage::{usage_day, usage_partition, usage_shard};
 use whatsapp_core::webhook::{Pricing, StatusKind};
 
 /// The keys-only global secondary index on `callback_data` (the `biz_opaque_callback_data` a
@@ -94,7 +94,11 @@ fn pricing_clause(u: &StatusUpdate<'_>, p: &Pricing) -> Clause {
     c.set(
         "usage_pk = :upk",
         ":upk",
-        s(usage_partition(u.phone_number_id, usage_day(u.at))),
+        s(usage_partition(
+            u.phone_number_id,
+            usage_day(u.at),
+            usage_shard(u.wamid),
+        )),
     );
     c.set("waba_id = :waba", ":waba", s(u.waba_id));
     c.set("pricing_category = :pc", ":pc", s(p.category.as_str()));
