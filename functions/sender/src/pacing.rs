@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use whatsapp_core::policy::{THROUGHPUT_SLOT_MS, granted, slot_capacity, slot_of};
+use whatsapp_core::policy::{
+    THROUGHPUT_SLOT_MS, granted, shard_capacity, slot_capacity, slot_of, slot_shards,
+};
 use whatsapp_core::ports::{NumberLimits, SendControl, StoreError};
 
 use crate::step::{Clock, Step, delay_seconds};
@@ -86,14 +88,32 @@ impl<P: SenderPorts> Sender<P> {
             .filter(|s| (first..=last).contains(s))
             .unwrap_or(first);
         let mut pending = idx;
+        // Above 250 msg/s a slot is spread over several keys; each call starts at a shard of
+        // its own, so concurrent senders spread their writes over them.
+        let shards = slot_shards(mps);
+        let start = whatsapp_core::jitter_ms(u64::from(shards)) as u32;
+        let mut tried = 0;
         while !pending.is_empty() && slot <= last {
-            let capacity = slot_capacity(mps, slot);
+            let shard = (start + tried) % shards;
+            let capacity = shard_capacity(slot_capacity(mps, slot), shard, shards);
+            let next = |slot: &mut i64, tried: &mut u32| {
+                *tried += 1;
+                if *tried == shards {
+                    *tried = 0;
+                    *slot += 1;
+                }
+            };
             if capacity == 0 {
-                slot += 1;
+                next(&mut slot, &mut tried);
                 continue;
             }
             let wanted = u32::try_from(pending.len()).unwrap_or(u32::MAX);
-            let got = match self.ports.control().add_to_slot(pn, slot, wanted).await {
+            let got = match self
+                .ports
+                .control()
+                .add_to_slot(pn, slot, shard, wanted)
+                .await
+            {
                 Ok(count) => granted(count, wanted, capacity),
                 Err(e) => {
                     tracing::warn!(error = %e, "throughput slot unavailable");
@@ -108,7 +128,7 @@ impl<P: SenderPorts> Sender<P> {
             }
             pending = rest;
             if !pending.is_empty() || got == capacity {
-                slot += 1;
+                next(&mut slot, &mut tried);
             }
         }
         lock(&self.next_slot).insert(pn.to_owned(), slot);

@@ -2,6 +2,8 @@
 //! integration tests): exactly the failed records are reported, a lost outcome is republished
 //! without a second send, and no body makes the handler fail the whole batch.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,7 @@ use sender::memory::MemorySenderPorts;
 use sender::{Outcome, Sender, SenderConfig, Verdict};
 use serde_json::json;
 use whatsapp_core::graph::{
-    GraphErrorBody, MarkReadRequest, PhoneNumberInfo, ResponseMessage, SendMessageRequest,
-    SendMessageResponse,
+    GraphErrorBody, MarkReadRequest, PhoneNumberInfo, SendMessageRequest, SendMessageResponse,
 };
 use whatsapp_core::ports::{GraphApi, GraphCallError, SessionStore, UserKey};
 
@@ -67,14 +68,7 @@ impl GraphApi for ScriptedGraph {
             return Err(unavailable());
         }
         let n = self.sent.fetch_add(1, Ordering::SeqCst);
-        Ok(SendMessageResponse {
-            messaging_product: Some("whatsapp".into()),
-            contacts: vec![],
-            messages: vec![ResponseMessage {
-                id: format!("wamid.{n}"),
-                message_status: Some("accepted".into()),
-            }],
-        })
+        Ok(common::accepted(n))
     }
 
     async fn mark_read(&self, _: &str, _: &MarkReadRequest, _: &str) -> Result<(), GraphCallError> {

@@ -12,7 +12,8 @@ use crate::lock;
 /// pair turn is taken only when free; the reach budget counts unique users per moving day).
 #[derive(Debug, Default)]
 pub struct MemorySendControl {
-    pub slots: Mutex<HashMap<(String, i64), u64>>,
+    /// (number, slot, shard) → sends added.
+    pub slots: Mutex<HashMap<(String, i64, u32), u64>>,
     pub pairs: Mutex<HashMap<UserKey, i64>>,
     pub reached: Mutex<HashMap<(String, String), i64>>,
     pub budgets: Mutex<HashMap<String, whatsapp_core::policy::ReachBudget>>,
@@ -111,9 +112,15 @@ impl whatsapp_core::ports::AlertSink for MemoryAlerts {
 }
 
 impl whatsapp_core::ports::SendControl for MemorySendControl {
-    async fn add_to_slot(&self, phone: &str, slot: i64, wanted: u32) -> Result<u64, StoreError> {
+    async fn add_to_slot(
+        &self,
+        phone: &str,
+        slot: i64,
+        shard: u32,
+        wanted: u32,
+    ) -> Result<u64, StoreError> {
         let mut slots = lock(&self.slots);
-        let c = slots.entry((phone.to_owned(), slot)).or_default();
+        let c = slots.entry((phone.to_owned(), slot, shard)).or_default();
         *c += u64::from(wanted);
         Ok(*c)
     }

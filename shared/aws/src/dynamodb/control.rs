@@ -3,7 +3,7 @@
 //!
 //! | item | attributes | meaning |
 //! |---|---|---|
-//! | `TP#<phone number id>#<slot>` | `sends` N | sends admitted in one 100 ms throughput slot |
+//! | `TP#<phone number id>#<slot>[#<shard>]` | `sends` N | sends admitted in one shard of one 100 ms throughput slot (shards 1.. only above 250 msg/s) |
 //! | `PAIR#<phone number id>#<user>` | `next_at` N (ms) | when the next free turn to that user starts (each reservation pushes it one step) |
 //! | `REACH#<portfolio>#<user>` | `reached_at` N (s) | when the user last took a messaging-limit slot |
 //! | `BUDGET#<portfolio>` | `buckets` M, `version` N | users reached per hour of the moving 24 h |
@@ -151,13 +151,19 @@ impl SendControl for DynamoSendControl {
         &self,
         phone_number_id: &str,
         slot: i64,
+        shard: u32,
         wanted: u32,
     ) -> Result<u64, StoreError> {
+        // Shard 0 keeps the unsharded key: numbers up to 250 msg/s use only it.
+        let pk = match shard {
+            0 => format!("TP#{phone_number_id}#{slot}"),
+            k => format!("TP#{phone_number_id}#{slot}#{k}"),
+        };
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("TP#{phone_number_id}#{slot}")))
+            .key("pk", s(pk))
             .update_expression("ADD sends :w SET expires_at = :exp")
             .expression_attribute_values(":w", n(i64::from(wanted)))
             // Slots are 100 ms; keep them a minute for inspection.

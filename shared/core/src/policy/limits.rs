@@ -17,6 +17,27 @@ pub fn slot_capacity(mps: u32, slot: i64) -> u32 {
     u32::try_from(upto(slot + 1) - upto(slot)).unwrap_or(0)
 }
 
+/// The most writes one throughput-slot key may take in a second. A DynamoDB partition takes
+/// at most 1,000 writes/s and one item is never split (reliability §9); 300 is the bound we
+/// hold every key to, and 250 leaves a margin.
+pub const SLOT_KEY_WRITES_PER_S: u32 = 250;
+
+/// How many keys one throughput slot of a number capped at `mps` is spread over: enough that
+/// no key takes more than [`SLOT_KEY_WRITES_PER_S`] writes a second even when every message is a
+/// write of its own (a trickle: batches of one). 1 up to 250 msg/s (one write per slot, as
+/// before), 4 at 1,000.
+pub fn slot_shards(mps: u32) -> u32 {
+    mps.div_ceil(SLOT_KEY_WRITES_PER_S).max(1)
+}
+
+/// Shard `shard`'s part of a slot's `capacity`, spread exactly: the parts of the `shards`
+/// shards sum to the capacity, so the slot never admits more than it would unsharded.
+pub fn shard_capacity(capacity: u32, shard: u32, shards: u32) -> u32 {
+    let shards = u64::from(shards.max(1));
+    let upto = |k: u64| u64::from(capacity) * k / shards;
+    u32::try_from(upto(u64::from(shard) + 1) - upto(u64::from(shard))).unwrap_or(0)
+}
+
 /// The slot that contains `now_ms`.
 pub fn slot_of(now_ms: i64) -> i64 {
     now_ms.div_euclid(THROUGHPUT_SLOT_MS)
@@ -204,6 +225,40 @@ mod tests {
                     }
                     Err(r) => prop_assert!(r.retry_at > now),
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn slots_are_sharded_only_above_250_msg_s_and_shards_sum_to_the_slot() {
+        assert_eq!(slot_shards(0), 1);
+        assert_eq!(slot_shards(80), 1);
+        assert_eq!(slot_shards(250), 1);
+        assert_eq!(slot_shards(251), 2);
+        assert_eq!(slot_shards(1_000), 4);
+        for mps in [1, 5, 80, 85, 251, 999, 1_000, 1_003] {
+            let shards = slot_shards(mps);
+            for slot in 0..20 {
+                let cap = slot_capacity(mps, slot);
+                let sum: u32 = (0..shards).map(|k| shard_capacity(cap, k, shards)).sum();
+                assert_eq!(sum, cap, "mps {mps} slot {slot}");
+            }
+        }
+    }
+
+    /// The arithmetic DynamoDB does not show an emulator: at 1,000 msg/s with every message
+    /// its own write (the worst case), no slot key takes more than 300 writes a second.
+    #[test]
+    fn no_slot_key_takes_more_than_300_writes_a_second_at_1000_msg_s() {
+        let mps = 1_000;
+        let shards = slot_shards(mps);
+        let per_second = 1000 / THROUGHPUT_SLOT_MS as u32;
+        for slot in 0..10 {
+            let cap = slot_capacity(mps, slot);
+            for k in 0..shards {
+                // A key lives one slot: its writes, at most its capacity, fall within 100 ms.
+                let writes_per_s = shard_capacity(cap, k, shards) * per_second;
+                assert!(writes_per_s <= 300, "{writes_per_s}/s on shard {k}");
             }
         }
     }

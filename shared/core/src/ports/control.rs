@@ -108,11 +108,13 @@ pub enum Turn {
 }
 
 pub trait SendControl: Send + Sync {
-    /// Adds `wanted` to throughput slot `slot` of a number and returns the count after the add.
+    /// Adds `wanted` to shard `shard` of throughput slot `slot` of a number and returns the
+    /// count after the add ([`crate::policy::slot_shards`]).
     fn add_to_slot(
         &self,
         phone_number_id: &str,
         slot: i64,
+        shard: u32,
         wanted: u32,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
