@@ -456,7 +456,50 @@ async fn run_ministack(
         _ => None,
     };
     let calls = counts.snapshot();
+    hot_keys(&counts.key_writes(), jobs);
     Ok((Some(calls), cpu))
+}
+
+/// The hot-key report: the keys the most writes landed on, per message, and what that is at
+/// 1,000 msg/s. A throughput-slot key (`TP#…`) lives one 100 ms slot: its rate is its writes
+/// within that slot, bounded by its shard's capacity plus the tries that found it full
+/// (`policy::slot_shards`: at most 250 admitted writes/s on a key at any cap).
+fn hot_keys(writes: &BTreeMap<String, usize>, jobs: usize) {
+    let short = |k: &str| -> String {
+        // `load-<pid>-<time>-<table> <pk>`: the table's role, and the key.
+        let (table, key) = k.split_once(' ').unwrap_or((k, ""));
+        let role = table.rsplit('-').next().unwrap_or(table);
+        let role = table.find("/index/").map_or(role.to_owned(), |i| {
+            format!(
+                "{}{}",
+                table[..i].rsplit('-').next().unwrap_or(""),
+                &table[i..]
+            )
+        });
+        format!("{role} {key}")
+    };
+    let mut sorted: Vec<(&String, &usize)> = writes.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let (slots, keys): (Vec<_>, Vec<_>) = sorted.iter().partition(|(k, _)| k.contains(" TP#"));
+    println!(
+        "hot keys         : DynamoDB writes by partition key ({} keys written)",
+        writes.len()
+    );
+    for (k, n) in keys.iter().take(3) {
+        let per_message = **n as f64 / jobs as f64;
+        println!(
+            "    {:<60} {n:>6} writes, {per_message:.3}/msg, at 1,000 msg/s: {:.0} writes/s",
+            short(k),
+            per_message * 1000.0
+        );
+    }
+    if let Some((k, n)) = slots.first() {
+        println!(
+            "    {:<60} {n:>6} writes within its 100 ms slot: {} writes/s while it lasts",
+            short(k),
+            **n * 10
+        );
+    }
 }
 
 async fn run_memory(

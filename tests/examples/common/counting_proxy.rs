@@ -4,6 +4,7 @@
 //! who called what on which resource: the caller's SDK app id (`app/<id>` in its user agent,
 //! from `AWS_SDK_UA_APP_ID`), the operation, and the tables, indexes, queues or secrets its JSON
 //! body names, with counts: what `scripts/check_iam.py` checks against the template's policies.
+//! `GET /_keys` answers the DynamoDB writes by partition key (the hot-key report).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,16 +14,25 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
-/// AWS calls by operation, and by caller, operation and resource.
+/// AWS calls by operation, by caller, operation and resource, and DynamoDB writes by the
+/// partition key they land on.
 #[derive(Default)]
 pub struct Counts(
     Mutex<BTreeMap<String, usize>>,
     Mutex<BTreeMap<(String, String, String), usize>>,
+    Mutex<BTreeMap<String, usize>>,
 );
 
 impl Counts {
     pub fn snapshot(&self) -> BTreeMap<String, usize> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// DynamoDB writes by partition key: `<table> <pk>` for an item (a transaction's and a
+    /// batch's items each count), and `<table>/index/<index> <value>` for the index entries an
+    /// update writes (`usage_pk` of `by_usage_day`, `callback_data` of `by_callback`).
+    pub fn key_writes(&self) -> BTreeMap<String, usize> {
+        self.2.lock().unwrap().clone()
     }
 
     fn calls(&self) -> Vec<serde_json::Value> {
@@ -46,6 +56,81 @@ fn app_id(headers: &HeaderMap) -> String {
         .find_map(|part| part.strip_prefix("app/"))
         .unwrap_or("-")
         .to_owned()
+}
+
+/// The partition keys a DynamoDB write request writes (see [`Counts::key_writes`]).
+fn written_keys(op: &str, body: &[u8]) -> Vec<String> {
+    use serde_json::Value;
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let pk = |item: &Value| {
+        item.get("pk")
+            .and_then(|k| k.get("S"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let one = |inner: &Value, kind: &str| -> Vec<String> {
+        let table = inner
+            .get("TableName")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let key = inner.get("Key").or_else(|| inner.get("Item"));
+        let mut out: Vec<String> = key
+            .and_then(pk)
+            .map(|k| format!("{table} {k}"))
+            .into_iter()
+            .collect();
+        if kind == "Update" {
+            let values = inner.get("ExpressionAttributeValues");
+            for (placeholder, index) in [(":upk", "by_usage_day"), (":cb", "by_callback")] {
+                if let Some(value) = values
+                    .and_then(|vs| vs.get(placeholder))
+                    .and_then(|x| x.get("S"))
+                    .and_then(Value::as_str)
+                {
+                    out.push(format!("{table}/index/{index} {value}"));
+                }
+            }
+        }
+        out
+    };
+    let name = op.rsplit('.').next().unwrap_or(op);
+    match name {
+        "UpdateItem" => one(&v, "Update"),
+        "PutItem" => one(&v, "Put"),
+        "DeleteItem" => one(&v, "Delete"),
+        "TransactWriteItems" => v
+            .get("TransactItems")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.iter().next())
+            .filter(|(kind, _)| kind.as_str() != "ConditionCheck")
+            .flat_map(|(kind, inner)| one(inner, kind))
+            .collect(),
+        "BatchWriteItem" => v
+            .get("RequestItems")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, requests)| {
+                requests
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| {
+                        let item = r
+                            .get("PutRequest")
+                            .and_then(|p| p.get("Item"))
+                            .or_else(|| r.get("DeleteRequest").and_then(|d| d.get("Key")))?;
+                        Some(format!("{table} {}", pk(item)?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The resources a JSON request names: `table:<name>` (or `table:<name>/index/<index>`),
@@ -109,6 +194,10 @@ async fn forward(
         let json = serde_json::to_vec(&counts.snapshot()).unwrap_or_default();
         return (StatusCode::OK, HeaderMap::new(), Bytes::from(json));
     }
+    if method == Method::GET && uri.path() == "/_keys" {
+        let json = serde_json::to_vec(&counts.key_writes()).unwrap_or_default();
+        return (StatusCode::OK, HeaderMap::new(), Bytes::from(json));
+    }
     if method == Method::GET && uri.path() == "/_calls" {
         let json = serde_json::to_vec(&counts.calls()).unwrap_or_default();
         return (StatusCode::OK, HeaderMap::new(), Bytes::from(json));
@@ -130,6 +219,12 @@ async fn forward(
             *calls
                 .entry((app.clone(), op.clone(), resource))
                 .or_default() += 1;
+        }
+    }
+    {
+        let mut keys = counts.2.lock().unwrap();
+        for k in written_keys(&op, &body) {
+            *keys.entry(k).or_default() += 1;
         }
     }
     *counts.0.lock().unwrap().entry(op).or_default() += 1;
