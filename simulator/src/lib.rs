@@ -15,6 +15,7 @@ mod control_http;
 mod graph;
 mod identity;
 mod media;
+mod media_http;
 mod model;
 mod restrictions;
 mod send;
