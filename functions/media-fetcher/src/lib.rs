@@ -385,14 +385,10 @@ where
             bucket: bucket.clone(),
             key: key.to_owned(),
             mime_type: mime,
-            sha256: hex_of(&digest),
+            sha256: hex::encode(digest),
             size_bytes: size,
         })
     }
-}
-
-fn hex_of(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ impl MediaApi for FakeMeta {
 
 fn sha_hex(b: &[u8]) -> String {
     use sha2::Digest;
-    hex_of(&sha2::Sha256::digest(b).into())
+    hex::encode(sha2::Sha256::digest(b))
 }
 
 fn fetcher(
