@@ -503,14 +503,18 @@ async fn each_gate_refuses_with_its_reason_and_no_graph_call() {
 
     // The template outside the window took one slot of the portfolio's budget; the reply in
     // the window took none.
-    let control = raw_item(
-        &aws_sdk_dynamodb::Client::new(&rig.stack.aws),
-        &rig.resources.control_table,
-        &format!("BUDGET#{WABA}"),
-    )
-    .await
-    .unwrap();
-    let used: u32 = whatsapp_aws::budget_buckets(&control).values().sum();
+    let mut used = 0;
+    for shard in 0..whatsapp_core::policy::REACH_SHARDS {
+        if let Some(item) = raw_item(
+            &aws_sdk_dynamodb::Client::new(&rig.stack.aws),
+            &rig.resources.control_table,
+            &whatsapp_core::policy::budget_key(WABA, shard),
+        )
+        .await
+        {
+            used += whatsapp_aws::budget_shard(&item).live(now());
+        }
+    }
     assert_eq!(used, 1);
 
     // A redelivered job is answered from its record: same verdict, no second send.
@@ -547,32 +551,26 @@ async fn the_messaging_limit_is_reserved_atomically() {
         user(&rig, w, false).await;
         consent(&rig, w, ConsentEvent::OptIn).await;
     }
-    // 249 of TIER_250's 250 are used this hour.
+    // 249 of TIER_250's 250 are used this hour: every shard full but one, which has one slot.
     let hour = now() / 3600;
-    aws_sdk_dynamodb::Client::new(&rig.stack.aws)
-        .put_item()
-        .table_name(&rig.resources.control_table)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("BUDGET#{WABA}")),
-        )
-        .item(
-            "buckets",
-            aws_sdk_dynamodb::types::AttributeValue::M(
-                [(
-                    hour.to_string(),
-                    aws_sdk_dynamodb::types::AttributeValue::N("249".into()),
-                )]
-                .into(),
-            ),
-        )
-        .item(
-            "version",
-            aws_sdk_dynamodb::types::AttributeValue::N("7".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&rig.stack.aws);
+    for shard in 0..whatsapp_core::policy::REACH_SHARDS {
+        let limit = whatsapp_core::policy::reach_shard_limit(250, shard);
+        let used = if shard == 5 { limit - 1 } else { limit };
+        let mut put = ddb
+            .put_item()
+            .table_name(&rig.resources.control_table)
+            .item(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(whatsapp_core::policy::budget_key(
+                    WABA, shard,
+                )),
+            );
+        for (k, v) in whatsapp_aws::budget_shard_item(hour, used) {
+            put = put.item(k, v);
+        }
+        put.send().await.unwrap();
+    }
     let sender = sender_with(&rig, graph(&rig), config());
     // Two new users at once: exactly one gets the last slot.
     let jobs: Vec<String> = users[..2]

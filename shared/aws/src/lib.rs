@@ -16,8 +16,8 @@ pub mod sqs_batch;
 pub use dynamodb::{
     CALLBACK_INDEX, DynamoContactStore, DynamoDedupeStore, DynamoIdentityStore, DynamoMediaIds,
     DynamoMessageStore, DynamoPhoneStateStore, DynamoSendControl, DynamoSessionStore,
-    DynamoTemplateStore, POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_buckets,
-    volume_tier_pk,
+    DynamoTemplateStore, POINTER_TTL_SECONDS, SESSION_TTL_SLACK_SECONDS, budget_shard,
+    budget_shard_item, volume_tier_pk,
 };
 pub use graph_http::{GraphHttpClient, GraphHttpConfig, HttpDownload, MEDIA_TRANSFER_TIMEOUT};
 pub use s3::S3Quarantine;

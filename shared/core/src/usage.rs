@@ -56,12 +56,17 @@ pub const USAGE_SHARDS: u32 = 8;
 /// The shard of a message: FNV-1a of its wamid, so every status of a message (and a recount)
 /// files it under the same key, in every process.
 pub fn usage_shard(wamid: &str) -> u32 {
+    fnv1a(wamid) % USAGE_SHARDS
+}
+
+/// FNV-1a (32 bits): a hash that is the same in every process and release, to pick shards.
+pub(crate) fn fnv1a(s: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in wamid.bytes() {
+    for b in s.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    h % USAGE_SHARDS
+    h
 }
 
 /// The usage index partition of one shard of one number's day.

@@ -6,33 +6,24 @@
 //! | `TP#<phone number id>#<slot>[#<shard>]` | `sends` N | sends admitted in one shard of one 100 ms throughput slot (shards 1.. only above 250 msg/s) |
 //! | `PAIR#<phone number id>#<user>` | `next_at` N (ms) | when the next free turn to that user starts (each reservation pushes it one step) |
 //! | `REACH#<portfolio>#<user>` | `reached_at` N (s) | when the user last took a messaging-limit slot |
-//! | `BUDGET#<portfolio>` | `buckets` M, `version` N | users reached per hour of the moving 24 h |
+//! | `BUDGET#<portfolio>[#<shard>]` | `h<hour>` N, `d<day>` N, `used` N, `oldest` N | one shard of the messaging-limit budget: users reached per hour of the moving 24 h and per day (shards 1–7; see `budget.rs`) |
 //! | `NUM#<phone number id>` | `mps` N, `tier` S, `marketing_paused` BOOL, health fields | the number's limits and health, as the quality poller stores them |
 //! | `HISTORY#<phone number id>` | `changes` L | every health change, appended, never expired |
-//! | `DAY#<portfolio>#<day>` | `reached_users` N | users first reached that day (epoch day), for the tier projection |
-
-use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{HealthChange, NumberHealth};
-use whatsapp_core::policy::{
-    MessagingTier, PairTurn, REACH_HOURS, ReachBudget, pair_turn, reach_counted,
-};
+use whatsapp_core::policy::{MessagingTier, PairTurn, pair_turn};
 use whatsapp_core::ports::{
     NumberLimits, NumberState, NumberStateStore, Reach, SendControl, StoreError, Turn, UserKey,
 };
 
-/// How many times a contended messaging-limit reservation is retried before giving up (the
-/// job is then retried through the queue).
-const REACH_ATTEMPTS: u32 = 8;
-
 #[derive(Debug, Clone)]
 pub struct DynamoSendControl {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoSendControl {
@@ -43,7 +34,11 @@ impl DynamoSendControl {
         }
     }
 
-    async fn get(&self, pk: String, operation: &'static str) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get(
+        &self,
+        pk: String,
+        operation: &'static str,
+    ) -> Result<Option<Item>, StoreError> {
         Ok(self
             .client
             .get_item()
@@ -54,95 +49,6 @@ impl DynamoSendControl {
             .await
             .map_err(|e| StoreError::new(operation, e))?
             .item)
-    }
-
-    /// One optimistic attempt; `None` when another sender changed the budget or counted the
-    /// user first.
-    async fn try_reach(
-        &self,
-        portfolio_id: &str,
-        user: &str,
-        now: i64,
-        limit: Option<u32>,
-    ) -> Result<Option<Reach>, StoreError> {
-        let reach_pk = format!("REACH#{portfolio_id}#{user}");
-        // reach_counted as the write's condition: the user's slot is taken only if not counted.
-        let cut = now - REACH_HOURS * 3600;
-        if let Some(item) = self.get(reach_pk.clone(), "control.reach_get").await?
-            && reach_counted(num(&item, "reached_at"), now)
-        {
-            return Ok(Some(Reach::AlreadyCounted));
-        }
-        let budget_pk = format!("BUDGET#{portfolio_id}");
-        let budget_item = self.get(budget_pk.clone(), "control.budget_get").await?;
-        let version = budget_item
-            .as_ref()
-            .and_then(|i| num(i, "version"))
-            .unwrap_or(0);
-        let budget = ReachBudget {
-            buckets: budget_item.as_ref().map(budget_buckets).unwrap_or_default(),
-        };
-        let budget = match budget.reserve(now, limit) {
-            Ok(b) => b,
-            Err(refused) => return Ok(Some(Reach::Refused(refused))),
-        };
-        let buckets: std::collections::HashMap<String, AttributeValue> = budget
-            .buckets
-            .iter()
-            .map(|(h, c)| (h.to_string(), n(i64::from(*c))))
-            .collect();
-        let expires = now + 2 * 24 * 3600;
-        let reach = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(reach_pk))
-            .item("reached_at", n(now))
-            .item("expires_at", n(expires))
-            .condition_expression("attribute_not_exists(pk) OR reached_at <= :cut")
-            .expression_attribute_values(":cut", n(cut))
-            .build()
-            .map_err(|e| StoreError::new("control.reach_put", e))?;
-        let mut budget_put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(budget_pk))
-            .item("buckets", AttributeValue::M(buckets))
-            .item("version", n(version + 1))
-            .item("expires_at", n(expires));
-        budget_put = if version == 0 {
-            budget_put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            budget_put
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(version))
-        };
-        let budget_put = budget_put
-            .build()
-            .map_err(|e| StoreError::new("control.budget_put", e))?;
-        let day = aws_sdk_dynamodb::types::Update::builder()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                s(format!("DAY#{portfolio_id}#{}", now.div_euclid(86_400))),
-            )
-            .update_expression("ADD reached_users :one SET expires_at = :dexp")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":dexp", n(now + 9 * 86_400))
-            .build()
-            .map_err(|e| StoreError::new("control.reach_day", e))?;
-        let res = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(reach).build())
-            .transact_items(TransactWriteItem::builder().put(budget_put).build())
-            .transact_items(TransactWriteItem::builder().update(day).build())
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Some(Reach::Reserved)),
-            // Another sender got there first (a condition failed or the items were busy):
-            // read again and retry. Any other cancellation reason is a real error.
-            Err(e) if super::cancelled_by_a_concurrent_write(&e) => Ok(None),
-            Err(e) => Err(StoreError::new("control.reach", e)),
-        }
     }
 }
 
@@ -264,22 +170,11 @@ impl SendControl for DynamoSendControl {
         now: i64,
         limit: Option<u32>,
     ) -> Result<Reach, StoreError> {
-        if limit.is_none() {
-            return Ok(Reach::AlreadyCounted);
+        match limit {
+            // Unlimited: nothing to count.
+            None => Ok(Reach::AlreadyCounted),
+            Some(limit) => self.reserve_reach(portfolio_id, user, now, limit).await,
         }
-        for attempt in 0..REACH_ATTEMPTS {
-            if let Some(r) = self.try_reach(portfolio_id, user, now, limit).await? {
-                return Ok(r);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(whatsapp_core::jitter_ms(
-                5 << attempt.min(5),
-            )))
-            .await;
-        }
-        Err(StoreError::new(
-            "control.reach",
-            "messaging-limit budget stayed contended",
-        ))
     }
 
     async fn number_limits(&self, phone_number_id: &str) -> Result<NumberLimits, StoreError> {
@@ -302,18 +197,6 @@ impl SendControl for DynamoSendControl {
                 .unwrap_or(false),
         }))
     }
-}
-
-/// The budget as stored, for inspection in tests and tools.
-pub fn budget_buckets(item: &Item) -> BTreeMap<i64, u32> {
-    item.get("buckets")
-        .and_then(|b| b.as_m().ok())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(h, v)| Some((h.parse().ok()?, v.as_n().ok()?.parse().ok()?)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl NumberStateStore for DynamoSendControl {
@@ -449,39 +332,12 @@ impl NumberStateStore for DynamoSendControl {
     }
 
     async fn reached_7d(&self, portfolio_id: &str, now: i64) -> Result<u64, StoreError> {
-        let last = now.div_euclid(86_400);
-        let first = last - 6;
-        let keys: Vec<_> = (first..=last)
-            .map(|d| {
-                std::collections::HashMap::from([(
-                    "pk".to_owned(),
-                    s(format!("DAY#{portfolio_id}#{d}")),
-                )])
-            })
-            .collect();
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(
-                &self.table,
-                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| StoreError::new("control.reached_7d", e))?,
-            )
-            .send()
-            .await
-            .map_err(|e| StoreError::new("control.reached_7d", e))?;
-        Ok(out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| num(i, "reached_users"))
-                    .sum::<i64>()
-            })
-            .unwrap_or(0)
-            .max(0) as u64)
+        // The day counts live in the budget's shards, written with each reservation.
+        Ok(self
+            .read_shards(portfolio_id, false)
+            .await?
+            .iter()
+            .map(|shard| shard.reached_7d(now))
+            .sum())
     }
 }

@@ -3,6 +3,7 @@
 //! always decided from stored timestamps, never from an item's absence.
 
 mod account;
+mod budget;
 mod contacts;
 mod control;
 mod dedupe;
@@ -12,8 +13,9 @@ mod messages;
 mod sessions;
 
 pub use account::{DynamoPhoneStateStore, DynamoTemplateStore, volume_tier_pk};
+pub use budget::{budget_shard, budget_shard_item};
 pub use contacts::DynamoContactStore;
-pub use control::{DynamoSendControl, budget_buckets};
+pub use control::DynamoSendControl;
 pub use dedupe::DynamoDedupeStore;
 pub use identity::{DynamoIdentityStore, POINTER_TTL_SECONDS};
 pub use media_ids::DynamoMediaIds;

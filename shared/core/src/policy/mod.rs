@@ -5,6 +5,7 @@
 mod consent;
 mod health;
 mod limits;
+mod reach;
 mod status;
 mod template;
 mod window;
@@ -12,6 +13,7 @@ mod window;
 pub use consent::*;
 pub use health::*;
 pub use limits::*;
+pub use reach::*;
 pub use status::*;
 pub use template::*;
 pub use window::*;
