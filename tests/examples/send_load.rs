@@ -13,10 +13,13 @@
 //! Needs `AWS_ENDPOINT_URL` for the ministack backend (run under `scripts/test`'s ministack or
 //! `scripts/local-up --keep`):
 //!
-//! `cargo run --release -p integration-tests --example send-load -- [ministack|memory] [jobs] [mps] [pollers] [batch]`
+//! `cargo run --release -p integration-tests --example send-load -- [ministack|memory] [jobs] [mps] [pollers] [batch] [--scenario reply|campaign|trickle] [--latency-ms N]`
 //!
 //! `batch` (1 to 10, default 10) is the most records a poller hands the sender at once: 10 is the
-//! template's `BatchSize` under steady load, 1 what a trickle of jobs gets.
+//! template's `BatchSize` under steady load, 1 what a trickle of jobs gets. The scenarios are
+//! in `common/load_scenario.rs` (default `reply`); `--latency-ms` is the simulator's Graph
+//! latency (default 100). The ministack backend ends with a `cost-json` line: the sender's
+//! measured figures per message, which `scripts/cost` prices.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,26 +32,24 @@ use sender::aws::{AwsSenderPorts, SenderResources};
 use sender::memory::{MemorySenderPorts, MemoryStores};
 use sender::{Sender, SenderConfig};
 use serde_json::json;
-use simulator::{Fault, FaultRoute, PhoneChange, SimConfig, Simulator, Tier};
 use whatsapp_aws::{CachedSecrets, GraphHttpClient, GraphHttpConfig, SecretsManagerFetcher};
-use whatsapp_core::ports::{NumberLimits, SessionStore, UserKey};
+use whatsapp_core::ports::NumberLimits;
 
 #[path = "common/counting_proxy.rs"]
 mod counting_proxy;
+#[path = "common/load_report.rs"]
+mod load_report;
+#[path = "common/load_scenario.rs"]
+mod load_scenario;
+#[path = "common/load_webhook.rs"]
+mod load_webhook;
 #[path = "common/stack.rs"]
 mod stack;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-const WABA: &str = "102290129340398";
-const PHONE: &str = "106540352242922";
-
-fn job(i: usize) -> String {
-    json!({"version": 1, "idempotency_key": format!("load-{i}"), "phone_number_id": PHONE,
-           "to": {"wa_id": format!("4477{i:08}")},
-           "message": {"type": "text", "text": {"body": "Your order has shipped."}}})
-    .to_string()
-}
+use load_report::{cpu_seconds, hot_keys, ministack_pid, per_message, print_invocations, report};
+use load_scenario::{PHONE, Scenario, WABA, seed_records, start_sim, tier};
 
 fn config() -> SenderConfig {
     SenderConfig {
@@ -56,84 +57,6 @@ fn config() -> SenderConfig {
         limits_cache: Duration::from_secs(60),
         ..SenderConfig::default()
     }
-}
-
-struct Report {
-    accepted: usize,
-    first_ms: i64,
-    last_ms: i64,
-    throttled: usize,
-    other_errors: usize,
-}
-
-fn report(sim: &Simulator) -> Report {
-    let reqs: Vec<_> = sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/messages") && r.method == "POST")
-        .collect();
-    let ok: Vec<i64> = reqs
-        .iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.at_ms)
-        .collect();
-    Report {
-        accepted: ok.len(),
-        first_ms: ok.iter().copied().min().unwrap_or(0),
-        last_ms: ok.iter().copied().max().unwrap_or(0),
-        throttled: reqs.iter().filter(|r| r.error_code == Some(130429)).count(),
-        other_errors: reqs
-            .iter()
-            .filter(|r| r.status != 200 && r.error_code != Some(130429))
-            .count(),
-    }
-}
-
-/// The CPU seconds a process has used (utime + stime from /proc), to show who saturates.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-fn ministack_pid() -> Option<u32> {
-    std::fs::read_to_string(".local/ministack.pid")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-async fn start_sim(mps: u32) -> Result<simulator::RunningSimulator, Error> {
-    let sim = Simulator::start(
-        SimConfig {
-            default_mps: mps,
-            callback_url: None,
-            ..SimConfig::default()
-        },
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await?;
-    sim.sim.create_waba(WABA, Tier::Unlimited);
-    sim.sim.create_phone_number(PHONE, WABA, "15550783881");
-    sim.sim.set_phone_state(
-        PHONE,
-        PhoneChange {
-            mps: Some(mps),
-            ..PhoneChange::default()
-        },
-    )?;
-    sim.sim.add_token("tok", None);
-    sim.sim.inject_fault(Fault {
-        route: FaultRoute::Messages,
-        latency_ms: 100,
-        error: None,
-        hang_before_ms: None,
-        hang_after_ms: None,
-        times: None,
-    });
-    Ok(sim)
 }
 
 fn graph(sim: &simulator::RunningSimulator) -> GraphHttpClient {
@@ -144,50 +67,57 @@ fn graph(sim: &simulator::RunningSimulator) -> GraphHttpClient {
     .expect("graph client")
 }
 
-/// Opens the service window of every recipient, as the webhook would have on their messages.
-async fn open_windows(sessions: &impl SessionStore, jobs: usize, now: i64) -> Result<(), Error> {
-    for i in 0..jobs {
-        let key = UserKey {
-            phone_number_id: PHONE.into(),
-            user: format!("4477{i:08}"),
-        };
-        sessions.record_inbound(&key, now - 60, false).await?;
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().collect();
-    let backend = args.get(1).cloned().unwrap_or_else(|| "ministack".into());
-    let jobs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5_000);
-    let mps: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(80);
-    let pollers: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(4);
-    let batch_size: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let mut scenario = Scenario::Reply;
+    let mut latency_ms: u64 = 100;
+    let mut args: Vec<String> = Vec::new();
+    let mut given = std::env::args().skip(1);
+    while let Some(a) = given.next() {
+        match a.as_str() {
+            "--scenario" => scenario = Scenario::parse(&given.next().unwrap_or_default())?,
+            "--latency-ms" => {
+                latency_ms = given
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--latency-ms takes a number of milliseconds")?
+            }
+            _ => args.push(a),
+        }
+    }
+    let backend = args.first().cloned().unwrap_or_else(|| "ministack".into());
+    let jobs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5_000);
+    let mps: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(80);
+    let pollers: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let batch_size: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(10);
     if !(1..=10).contains(&batch_size) {
         return Err(
             format!("batch must be 1 to 10 (SQS receives at most 10), not {batch_size}").into(),
         );
     }
-    let sim = start_sim(mps).await?;
+    let batch_size = scenario.batch_size(batch_size);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
-    // Every recipient wrote a minute ago (in the simulator and in our sessions): replies in the
-    // window, the commonest traffic.
-    for i in 0..jobs {
-        let uid = sim.sim.add_user(Some(&format!("4477{i:08}")), None, true);
-        sim.sim.set_last_inbound(&uid, PHONE, now - 60);
-    }
+    let sim = start_sim(mps, latency_ms, scenario, jobs, now).await?;
+    let run = Run {
+        scenario,
+        jobs,
+        mps,
+        pollers,
+        batch_size,
+        now,
+    };
     println!(
-        "send-load: backend={backend} jobs={jobs} cap={mps} msg/s pollers={pollers} batch={batch_size} simulator latency=100 ms"
+        "send-load: backend={backend} scenario={} jobs={jobs} cap={mps} msg/s pollers={pollers} batch={batch_size} simulator latency={latency_ms} ms",
+        scenario.name()
     );
     let started = Instant::now();
     let (calls, cpu) = match backend.as_str() {
         "memory" => {
             let cpu0 = cpu_seconds(std::process::id());
             let run_started = Instant::now();
-            let calls = run_memory(&sim, jobs, mps, pollers, batch_size, now).await?;
+            let calls = run_memory(&sim, &run).await?;
             let run = run_started.elapsed().as_secs_f64();
             if let (Some(a), Some(a0)) = (cpu_seconds(std::process::id()), cpu0) {
                 println!(
@@ -200,7 +130,7 @@ async fn main() -> Result<(), Error> {
             }
             (calls, None)
         }
-        _ => run_ministack(&sim, jobs, mps, pollers, batch_size, now).await?,
+        _ => run_ministack(&sim, &run).await?,
     };
     let wall = started.elapsed();
     let r = report(&sim.sim);
@@ -215,7 +145,7 @@ async fn main() -> Result<(), Error> {
     println!("130429 answers   : {}", r.throttled);
     println!("other errors     : {}", r.other_errors);
     println!("wall time        : {:.1} s", wall.as_secs_f64());
-    print_invocations(r.accepted);
+    print_invocations(INVOCATIONS.lock().unwrap().clone(), r.accepted, latency_ms);
     let calls_total: usize = calls.as_ref().map_or(0, |c| c.values().sum());
     if let Some(calls) = calls {
         let total = calls_total;
@@ -225,7 +155,7 @@ async fn main() -> Result<(), Error> {
             .map(|(_, v)| v)
             .sum();
         println!(
-            "AWS calls/message: {:.2} by the sender, {:.2} with the event source mapping's receive/delete",
+            "AWS calls/message: {:.2} by the sender and the webhook, {:.2} with the event source mapping's receive/delete",
             (total - esm) as f64 / jobs as f64,
             total as f64 / jobs as f64
         );
@@ -248,6 +178,16 @@ async fn main() -> Result<(), Error> {
     Ok(())
 }
 
+/// One run's shape.
+struct Run {
+    scenario: Scenario,
+    jobs: usize,
+    mps: u32,
+    pollers: usize,
+    batch_size: usize,
+    now: i64,
+}
+
 /// Each sender invocation's handler time (ms) and batch size: what Lambda would bill.
 static INVOCATIONS: Mutex<Vec<(f64, usize)>> = Mutex::new(Vec::new());
 
@@ -263,34 +203,18 @@ async fn timed_handle<P: sender::SenderPorts>(
     response
 }
 
-/// The sender's handler time per invocation and per accepted message.
-fn print_invocations(accepted: usize) {
-    let mut inv = INVOCATIONS.lock().unwrap().clone();
-    if inv.is_empty() {
-        return;
-    }
-    inv.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total: f64 = inv.iter().map(|(ms, _)| ms).sum();
-    let records: usize = inv.iter().map(|(_, n)| n).sum();
-    println!(
-        "sender handler   : {} invocations of {:.1} records on average; median {:.0} ms, p90 {:.0} ms; \
-         {:.1} ms of handler time per accepted message (Graph latency 100 ms)",
-        inv.len(),
-        records as f64 / inv.len() as f64,
-        inv[inv.len() / 2].0,
-        inv[inv.len() * 9 / 10].0,
-        total / accepted.max(1) as f64
-    );
-}
-
 async fn run_ministack(
     sim: &simulator::RunningSimulator,
-    jobs: usize,
-    mps: u32,
-    pollers: usize,
-    batch_size: usize,
-    now: i64,
+    run: &Run,
 ) -> Result<(Option<BTreeMap<String, usize>>, Option<(f64, f64, f64)>), Error> {
+    let &Run {
+        scenario,
+        jobs,
+        mps,
+        pollers,
+        batch_size,
+        now,
+    } = run;
     let upstream = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "AWS_ENDPOINT_URL must point at ministack")?;
     let (counts, proxy_url) =
@@ -313,7 +237,10 @@ async fn run_ministack(
     aws_sdk_secretsmanager::Client::new(&direct)
         .create_secret()
         .name(&secret_id)
-        .secret_string(r#"{"app_secret":"a","verify_token":"v","access_token":"tok"}"#)
+        .secret_string(
+            json!({"app_secret": load_webhook::APP_SECRET, "verify_token": "v", "access_token": "tok"})
+                .to_string(),
+        )
         .send()
         .await?;
     let resources = SenderResources {
@@ -329,10 +256,61 @@ async fn run_ministack(
         media_ids_table: tables["media-ids"].clone(),
         s3_path_style: true,
     };
-    // Windows open and the number's cap, as the webhook and the poller would have stored them.
-    let sessions = whatsapp_aws::DynamoSessionStore::new(ddb.clone(), &resources.sessions_table);
-    open_windows(&sessions, jobs, now).await?;
-    ddb.put_item()
+    // Every AWS call of the run goes through the counting proxy: the webhook's too.
+    let counted = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy_url)
+        .load()
+        .await;
+    let (hook_url, hook_invocations) =
+        load_webhook::start(&direct, &counted, &tables, &suffix, &secret_id).await?;
+    sim.sim.configure(|c| {
+        c.callback_url = Some(hook_url);
+        c.app_secret = load_webhook::APP_SECRET.into();
+    });
+    // Reply and trickle: each customer writes first, through the webhook (which opens the
+    // window the sender reads). A customer's first message ever also files their ids (the
+    // alias writes); the run counts a message from a customer we already know, so the first
+    // round is a warm-up, not counted.
+    let inbound = if scenario.in_window() { jobs } else { 0 };
+    for round in 1..=2 {
+        for i in 0..inbound {
+            sim.sim.user_sends(
+                &load_scenario::user(i),
+                simulator::InboundSpec {
+                    phone_number_id: PHONE.into(),
+                    message: json!({"type": "text", "text": {"body": "Where is my order?"}}),
+                    referral: None,
+                    context: None,
+                    hide_phone_number: false,
+                    media: None,
+                },
+            )?;
+        }
+        let landed = load_webhook::drained(&sim.sim, inbound * round).await;
+        if landed < inbound * round {
+            return Err(
+                format!("only {landed} of {inbound} customer messages were acknowledged").into(),
+            );
+        }
+        if round == 1 {
+            counts.reset();
+            hook_invocations.lock().unwrap().clear();
+        }
+    }
+    // Templates, opt-ins and the number's cap and tier, as the template sync, the consent flow
+    // and the poller would have stored them.
+    seed_records(
+        scenario,
+        false,
+        jobs,
+        now,
+        &whatsapp_aws::DynamoSessionStore::new(ddb.clone(), &resources.sessions_table),
+        &whatsapp_aws::DynamoContactStore::new(ddb.clone(), &resources.contacts_table),
+        &whatsapp_aws::DynamoTemplateStore::new(ddb.clone(), &resources.templates_table),
+    )
+    .await?;
+    let mut number = ddb
+        .put_item()
         .table_name(&resources.control_table)
         .item(
             "pk",
@@ -341,16 +319,21 @@ async fn run_ministack(
         .item(
             "mps",
             aws_sdk_dynamodb::types::AttributeValue::N(mps.to_string()),
-        )
-        .send()
-        .await?;
+        );
+    if let Some(t) = tier(scenario) {
+        number = number.item(
+            "tier",
+            aws_sdk_dynamodb::types::AttributeValue::S(t.as_str().to_owned()),
+        );
+    }
+    number.send().await?;
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(10) {
         let entries = chunk
             .iter()
             .map(|&i| {
                 aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(job(i))
+                    .message_body(scenario.job(i))
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -361,11 +344,7 @@ async fn run_ministack(
             .await?;
     }
 
-    // The run, every AWS call through the counting proxy.
-    let counted = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&proxy_url)
-        .load()
-        .await;
+    // The run.
     let ms_pid = ministack_pid();
     let ms_cpu0 = ms_pid.and_then(cpu_seconds);
     let me_cpu0 = cpu_seconds(std::process::id());
@@ -445,6 +424,13 @@ async fn run_ministack(
         }));
     }
     futures_util::future::join_all(tasks).await;
+    // Every status of every accepted send (sent, delivered, read) reaches the webhook.
+    let accepted = report(&sim.sim).accepted;
+    let statuses = load_webhook::drained(&sim.sim, 2 * inbound + 3 * accepted).await - 2 * inbound;
+    println!(
+        "webhook          : {inbound} customer messages and {statuses} statuses ({:.2} per accepted send) through the webhook",
+        statuses as f64 / accepted.max(1) as f64
+    );
     let run = run_started.elapsed().as_secs_f64();
     let cpu = match (
         ms_pid.and_then(cpu_seconds),
@@ -457,70 +443,50 @@ async fn run_ministack(
     };
     let calls = counts.snapshot();
     hot_keys(&counts.key_writes(), jobs);
-    Ok((Some(calls), cpu))
-}
-
-/// The hot-key report: the keys the most writes landed on, per message, and what that is at
-/// 1,000 msg/s. A throughput-slot key (`TP#…`) lives one 100 ms slot: its rate is its writes
-/// within that slot, bounded by its shard's capacity plus the tries that found it full
-/// (`policy::slot_shards`: at most 250 admitted writes/s on a key at any cap).
-fn hot_keys(writes: &BTreeMap<String, usize>, jobs: usize) {
-    let short = |k: &str| -> String {
-        // `load-<pid>-<time>-<table> <pk>`: the table's role, and the key.
-        let (table, key) = k.split_once(' ').unwrap_or((k, ""));
-        let role = table.rsplit('-').next().unwrap_or(table);
-        let role = table.find("/index/").map_or(role.to_owned(), |i| {
-            format!(
-                "{}{}",
-                table[..i].rsplit('-').next().unwrap_or(""),
-                &table[i..]
-            )
-        });
-        format!("{role} {key}")
-    };
-    let mut sorted: Vec<(&String, &usize)> = writes.iter().collect();
-    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let (slots, keys): (Vec<_>, Vec<_>) = sorted.iter().partition(|(k, _)| k.contains(" TP#"));
-    println!(
-        "hot keys         : DynamoDB writes by partition key ({} keys written)",
-        writes.len()
+    per_message(
+        &INVOCATIONS.lock().unwrap(),
+        &hook_invocations.lock().unwrap(),
+        scenario,
+        &counts,
+        &calls,
+        jobs,
     );
-    for (k, n) in keys.iter().take(3) {
-        let per_message = **n as f64 / jobs as f64;
-        println!(
-            "    {:<60} {n:>6} writes, {per_message:.3}/msg, at 1,000 msg/s: {:.0} writes/s",
-            short(k),
-            per_message * 1000.0
-        );
-    }
-    if let Some((k, n)) = slots.first() {
-        println!(
-            "    {:<60} {n:>6} writes within its 100 ms slot: {} writes/s while it lasts",
-            short(k),
-            **n * 10
-        );
-    }
+    Ok((Some(calls), cpu))
 }
 
 async fn run_memory(
     sim: &simulator::RunningSimulator,
-    jobs: usize,
-    mps: u32,
-    pollers: usize,
-    batch_size: usize,
-    now: i64,
+    run: &Run,
 ) -> Result<Option<BTreeMap<String, usize>>, Error> {
+    let &Run {
+        scenario,
+        jobs,
+        mps,
+        pollers,
+        batch_size,
+        now,
+    } = run;
     let stores = Arc::new(MemoryStores::default());
-    open_windows(&stores.sessions, jobs, now).await?;
+    seed_records(
+        scenario,
+        true,
+        jobs,
+        now,
+        &stores.sessions,
+        &stores.contacts,
+        &stores.templates,
+    )
+    .await?;
     stores.control.limits.lock().unwrap().insert(
         PHONE.into(),
         NumberLimits {
             mps: Some(mps),
-            tier: None,
+            tier: tier(scenario),
             marketing_paused: false,
         },
     );
-    let queue: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new((0..jobs).map(job).collect()));
+    let queue: Arc<Mutex<VecDeque<String>>> =
+        Arc::new(Mutex::new((0..jobs).map(|i| scenario.job(i)).collect()));
     let done = Arc::new(AtomicUsize::new(0));
     let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = Vec::new();
     for p in 0..pollers {

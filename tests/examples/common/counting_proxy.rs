@@ -4,7 +4,8 @@
 //! who called what on which resource: the caller's SDK app id (`app/<id>` in its user agent,
 //! from `AWS_SDK_UA_APP_ID`), the operation, and the tables, indexes, queues or secrets its JSON
 //! body names, with counts: what `scripts/check_iam.py` checks against the template's policies.
-//! `GET /_keys` answers the DynamoDB writes by partition key (the hot-key report).
+//! `GET /_keys` answers the DynamoDB writes by partition key (the hot-key report); `GET /_units`
+//! the capacity units each table consumed (the proxy asks DynamoDB for them on every request).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,14 +15,30 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
-/// AWS calls by operation, by caller, operation and resource, and DynamoDB writes by the
-/// partition key they land on.
+/// AWS calls by operation, by caller, operation and resource, DynamoDB writes by the partition
+/// key they land on, the writes whose condition failed by key, and capacity units by table.
 #[derive(Default)]
 pub struct Counts(
     Mutex<BTreeMap<String, usize>>,
     Mutex<BTreeMap<(String, String, String), usize>>,
     Mutex<BTreeMap<String, usize>>,
+    Mutex<BTreeMap<String, usize>>,
+    Mutex<BTreeMap<String, Units>>,
 );
+
+/// DynamoDB capacity units one table consumed, as DynamoDB reports them
+/// (`ReturnConsumedCapacity: INDEXES`, which the proxy asks for on every request), plus the
+/// writes that failed (a condition, a cancelled transaction), which DynamoDB charges but does
+/// not report: 1 write unit per item (items here are under 1 KB), 2 in a transaction.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Units {
+    pub read: f64,
+    pub write: f64,
+    /// Of `write`: the global secondary indexes' share.
+    pub index_write: f64,
+    /// Of `write`: the failed writes' estimate.
+    pub failed_write: f64,
+}
 
 impl Counts {
     pub fn snapshot(&self) -> BTreeMap<String, usize> {
@@ -33,6 +50,87 @@ impl Counts {
     /// update writes (`usage_pk` of `by_usage_day`, `callback_data` of `by_callback`).
     pub fn key_writes(&self) -> BTreeMap<String, usize> {
         self.2.lock().unwrap().clone()
+    }
+
+    /// The writes whose condition failed (or whose transaction was cancelled), by key as in
+    /// [`Counts::key_writes`]: the retries of contended counters.
+    #[allow(dead_code)] // read by send-load, not by every example that runs the proxy
+    pub fn failed_writes(&self) -> BTreeMap<String, usize> {
+        self.3.lock().unwrap().clone()
+    }
+
+    /// Forgets everything counted so far (a run's warm-up is not its cost).
+    #[allow(dead_code)] // used by send-load, not by every example that runs the proxy
+    pub fn reset(&self) {
+        self.0.lock().unwrap().clear();
+        self.1.lock().unwrap().clear();
+        self.2.lock().unwrap().clear();
+        self.3.lock().unwrap().clear();
+        self.4.lock().unwrap().clear();
+    }
+
+    /// Capacity units by table.
+    pub fn units(&self) -> BTreeMap<String, Units> {
+        self.4.lock().unwrap().clone()
+    }
+
+    /// Adds what one DynamoDB answer says it consumed (or, for a failed write, what it is
+    /// charged).
+    fn record_units(&self, op: &str, status: StatusCode, answer: &[u8], keys: &[String]) {
+        use serde_json::Value;
+        let name = op.rsplit('.').next().unwrap_or(op);
+        let read = matches!(
+            name,
+            "GetItem" | "BatchGetItem" | "Query" | "Scan" | "TransactGetItems"
+        );
+        let mut units = self.4.lock().unwrap();
+        if !status.is_success() {
+            if !read {
+                let each = if name == "TransactWriteItems" {
+                    2.0
+                } else {
+                    1.0
+                };
+                let mut failed = self.3.lock().unwrap();
+                for k in keys.iter().filter(|k| !k.contains("/index/")) {
+                    let table = k.split_once(' ').map_or(k.as_str(), |(t, _)| t);
+                    let u = units.entry(table.to_owned()).or_default();
+                    u.write += each;
+                    u.failed_write += each;
+                    *failed.entry(k.clone()).or_default() += 1;
+                }
+            }
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(answer) else {
+            return;
+        };
+        let entries: Vec<&Value> = match v.get("ConsumedCapacity") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(o @ Value::Object(_)) => vec![o],
+            _ => Vec::new(),
+        };
+        for e in entries {
+            let table = e.get("TableName").and_then(Value::as_str).unwrap_or("?");
+            let total = e
+                .get("CapacityUnits")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            let index: f64 = e
+                .get("GlobalSecondaryIndexes")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, c)| c.get("CapacityUnits").and_then(Value::as_f64))
+                .sum();
+            let u = units.entry(table.to_owned()).or_default();
+            if read {
+                u.read += total;
+            } else {
+                u.write += total;
+                u.index_write += index;
+            }
+        }
     }
 
     fn calls(&self) -> Vec<serde_json::Value> {
@@ -198,6 +296,19 @@ async fn forward(
         let json = serde_json::to_vec(&counts.key_writes()).unwrap_or_default();
         return (StatusCode::OK, HeaderMap::new(), Bytes::from(json));
     }
+    if method == Method::GET && uri.path() == "/_units" {
+        let units: serde_json::Map<String, serde_json::Value> = counts
+            .units()
+            .into_iter()
+            .map(|(t, u)| {
+                let v = serde_json::json!({"read": u.read, "write": u.write,
+                    "index_write": u.index_write, "failed_write": u.failed_write});
+                (t, v)
+            })
+            .collect();
+        let json = serde_json::to_vec(&units).unwrap_or_default();
+        return (StatusCode::OK, HeaderMap::new(), Bytes::from(json));
+    }
     if method == Method::GET && uri.path() == "/_calls" {
         let json = serde_json::to_vec(&counts.calls()).unwrap_or_default();
         return (StatusCode::OK, HeaderMap::new(), Bytes::from(json));
@@ -221,14 +332,34 @@ async fn forward(
                 .or_default() += 1;
         }
     }
+    let written = written_keys(&op, &body);
     {
         let mut keys = counts.2.lock().unwrap();
-        for k in written_keys(&op, &body) {
-            *keys.entry(k).or_default() += 1;
+        for k in &written {
+            *keys.entry(k.clone()).or_default() += 1;
         }
     }
-    *counts.0.lock().unwrap().entry(op).or_default() += 1;
-    relay(&http, &upstream, method, &uri, &headers, body).await
+    *counts.0.lock().unwrap().entry(op.clone()).or_default() += 1;
+    if !op.starts_with("DynamoDB_") {
+        return relay(&http, &upstream, method, &uri, &headers, body).await;
+    }
+    let body = asking_consumed_capacity(body);
+    let (status, h, answer) = relay(&http, &upstream, method, &uri, &headers, body).await;
+    counts.record_units(&op, status, &answer, &written);
+    (status, h, answer)
+}
+
+/// A DynamoDB request body that also asks for the capacity it consumes (per table and index),
+/// unless it already asks. The emulator does not check signatures, so the changed body goes
+/// through; the SDKs ignore the extra field in the answer unless they asked for it.
+fn asking_consumed_capacity(body: Bytes) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut m)) if !m.contains_key("ReturnConsumedCapacity") => {
+            m.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
+            serde_json::to_vec(&m).map_or(body, Bytes::from)
+        }
+        _ => body,
+    }
 }
 
 /// Forwards one request to `upstream` unchanged (but for the hop-by-hop length headers) and

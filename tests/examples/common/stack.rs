@@ -1,5 +1,6 @@
 //! Fresh tables and queues on ministack for the load drivers, shaped as `infra/template.yaml`
-//! declares them (a `pk` string key; the messages table with its callback-data index).
+//! declares them (a `pk` string key; the messages table with its callback-data and usage-day
+//! indexes).
 // Each example that includes this module uses part of it.
 #![allow(dead_code)]
 
@@ -58,6 +59,24 @@ pub async fn tables(
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()?,
+            );
+            let (def, schema) = key("usage_pk")?;
+            req = req.attribute_definitions(def).global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(whatsapp_core::usage::USAGE_INDEX)
+                    .key_schema(schema)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::Include)
+                            .set_non_key_attributes(Some(
+                                whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES
+                                    .iter()
+                                    .map(|a| (*a).to_owned())
+                                    .collect(),
+                            ))
                             .build(),
                     )
                     .build()?,

@@ -1,0 +1,188 @@
+//! What `send-load` prints: the Graph API's answers, the sender's handler time, the AWS calls,
+//! capacity units and failed writes per message, and the hot-key report.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use simulator::Simulator;
+
+use super::load_scenario::Scenario;
+
+pub struct Report {
+    pub accepted: usize,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub throttled: usize,
+    pub other_errors: usize,
+}
+
+pub fn report(sim: &Simulator) -> Report {
+    let reqs: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messages") && r.method == "POST")
+        .collect();
+    let ok: Vec<i64> = reqs
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.at_ms)
+        .collect();
+    Report {
+        accepted: ok.len(),
+        first_ms: ok.iter().copied().min().unwrap_or(0),
+        last_ms: ok.iter().copied().max().unwrap_or(0),
+        throttled: reqs.iter().filter(|r| r.error_code == Some(130429)).count(),
+        other_errors: reqs
+            .iter()
+            .filter(|r| r.status != 200 && r.error_code != Some(130429))
+            .count(),
+    }
+}
+
+/// The CPU seconds a process has used (utime + stime from /proc), to show who saturates.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+pub fn ministack_pid() -> Option<u32> {
+    std::fs::read_to_string(".local/ministack.pid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The sender's handler time per invocation and per accepted message.
+pub fn print_invocations(mut inv: Vec<(f64, usize)>, accepted: usize, latency_ms: u64) {
+    if inv.is_empty() {
+        return;
+    }
+    inv.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = inv.iter().map(|(ms, _)| ms).sum();
+    let records: usize = inv.iter().map(|(_, n)| n).sum();
+    println!(
+        "sender handler   : {} invocations of {:.1} records on average; median {:.0} ms, p90 {:.0} ms; \
+         {:.1} ms of handler time per accepted message (Graph latency {latency_ms} ms)",
+        inv.len(),
+        records as f64 / inv.len() as f64,
+        inv[inv.len() / 2].0,
+        inv[inv.len() * 9 / 10].0,
+        total / accepted.max(1) as f64
+    );
+}
+
+/// The sender's measured figures per message, priced in both capacity modes, and the
+/// `cost-json` line `scripts/cost` reads. The producer's own `SendMessage` is one request per
+/// job (it is not made through the proxy: the jobs were queued before the run).
+pub fn per_message(
+    inv: &[(f64, usize)],
+    hook: &[f64],
+    scenario: Scenario,
+    counts: &super::counting_proxy::Counts,
+    calls: &BTreeMap<String, usize>,
+    jobs: usize,
+) {
+    let per = |n: f64| n / jobs as f64;
+    let sqs: usize = calls
+        .iter()
+        .filter(|(op, _)| op.starts_with("AmazonSQS."))
+        .map(|(_, n)| n)
+        .sum();
+    let units = counts.units();
+    println!(
+        "capacity units   : by table, per message (DynamoDB's ConsumedCapacity; failed writes as charged)"
+    );
+    for (table, u) in &units {
+        let role = table.rsplit('-').next().unwrap_or(table);
+        println!(
+            "    {role:<12} read {:.3}  write {:.3} (of which indexes {:.3}, failed conditions {:.3})",
+            per(u.read),
+            per(u.write),
+            per(u.index_write),
+            per(u.failed_write)
+        );
+    }
+    // Retries: conditional writes that failed, by the kind of key (the part before the first #).
+    let mut retries: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, n) in counts.failed_writes() {
+        let pk = key.split_once(' ').map_or(key.as_str(), |(_, k)| k);
+        let kind = pk.split('#').next().unwrap_or(pk).to_owned();
+        *retries.entry(kind).or_default() += n;
+    }
+    let reservation_retries = per(*retries.get("BUDGET").unwrap_or(&0) as f64);
+    println!(
+        "failed writes    : {} per message by key kind; messaging-limit reservation retries {reservation_retries:.4}/msg",
+        retries
+            .iter()
+            .map(|(k, n)| format!("{k} {:.4}", per(*n as f64)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let m = super::load_scenario::PerMessage {
+        invocations: per(inv.len() as f64),
+        handler_ms: per(inv.iter().map(|(ms, _)| ms).sum::<f64>()),
+        webhook_invocations: per(hook.len() as f64),
+        webhook_ms: per(hook.iter().sum::<f64>()),
+        sqs_requests: 1.0 + per(sqs as f64),
+        read_units: per(units.values().map(|u| u.read).sum()),
+        write_units: per(units.values().map(|u| u.write).sum()),
+        log_bytes: 0.0,
+    };
+    super::load_scenario::print_costs(scenario, &m);
+    println!(
+        "cost-json {}",
+        json!({"scenario": scenario.name(), "jobs": jobs, "invocations": m.invocations,
+               "handler_ms": m.handler_ms, "webhook_invocations": m.webhook_invocations,
+               "webhook_ms": m.webhook_ms, "sqs_requests": m.sqs_requests,
+               "read_units": m.read_units, "write_units": m.write_units,
+               "reservation_retries": reservation_retries,
+               "tables": units.iter().map(|(t, u)| (t.rsplit('-').next().unwrap_or(t).to_owned(),
+                   json!({"read": per(u.read), "write": per(u.write), "index_write": per(u.index_write)})))
+                   .collect::<serde_json::Map<String, serde_json::Value>>()})
+    );
+}
+
+/// The hot-key report: the keys the most writes landed on, per message, and what that is at
+/// 1,000 msg/s. A throughput-slot key (`TP#…`) lives one 100 ms slot: its rate is its writes
+/// within that slot, bounded by its shard's capacity plus the tries that found it full
+/// (`policy::slot_shards`: at most 250 admitted writes/s on a key at any cap).
+pub fn hot_keys(writes: &BTreeMap<String, usize>, jobs: usize) {
+    let short = |k: &str| -> String {
+        // `load-<pid>-<time>-<table> <pk>`: the table's role, and the key.
+        let (table, key) = k.split_once(' ').unwrap_or((k, ""));
+        let role = table.rsplit('-').next().unwrap_or(table);
+        let role = table.find("/index/").map_or(role.to_owned(), |i| {
+            format!(
+                "{}{}",
+                table[..i].rsplit('-').next().unwrap_or(""),
+                &table[i..]
+            )
+        });
+        format!("{role} {key}")
+    };
+    let mut sorted: Vec<(&String, &usize)> = writes.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let (slots, keys): (Vec<_>, Vec<_>) = sorted.iter().partition(|(k, _)| k.contains(" TP#"));
+    println!(
+        "hot keys         : DynamoDB writes by partition key ({} keys written)",
+        writes.len()
+    );
+    for (k, n) in keys.iter().take(3) {
+        let per_message = **n as f64 / jobs as f64;
+        println!(
+            "    {:<60} {n:>6} writes, {per_message:.3}/msg, at 1,000 msg/s: {:.0} writes/s",
+            short(k),
+            per_message * 1000.0
+        );
+    }
+    if let Some((k, n)) = slots.first() {
+        println!(
+            "    {:<60} {n:>6} writes within its 100 ms slot: {} writes/s while it lasts",
+            short(k),
+            **n * 10
+        );
+    }
+}
