@@ -92,7 +92,11 @@ def main() -> int:
         s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         res["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
         functions.append(logical)
+    # Over CloudFormation's 51,200-byte TemplateBody limit: from S3 by URL, as `sam deploy` does.
     body = json.dumps(template)
+    template_key = f"template-{hashlib.sha256(body.encode()).hexdigest()[:16]}.json"
+    s3.put_object(Bucket=bucket, Key=template_key, Body=body.encode())
+    template_url = f"{os.environ['AWS_ENDPOINT_URL']}/{bucket}/{template_key}"
     cfn = boto3.client("cloudformation")
     exists = True
     try:
@@ -102,12 +106,12 @@ def main() -> int:
     caps = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND", "CAPABILITY_NAMED_IAM"]
     if exists:
         try:
-            cfn.update_stack(StackName=stack, TemplateBody=body, Parameters=params, Capabilities=caps)
+            cfn.update_stack(StackName=stack, TemplateURL=template_url, Parameters=params, Capabilities=caps)
         except cfn.exceptions.ClientError as e:
             if "No updates" not in str(e):
                 raise
     else:
-        cfn.create_stack(StackName=stack, TemplateBody=body, Parameters=params, Capabilities=caps)
+        cfn.create_stack(StackName=stack, TemplateURL=template_url, Parameters=params, Capabilities=caps)
 
     deadline = time.time() + 120
     while True:

@@ -443,6 +443,19 @@ async fn run_ministack(
     };
     let calls = counts.snapshot();
     hot_keys(&counts.key_writes(), jobs);
+    let mut extra = load_report::storage(&ddb, &tables, jobs, now).await?;
+    // What goes out to the internet per send: the Graph request's body (the answer comes in).
+    let sends: Vec<usize> = sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/messages") && r.method == "POST")
+        .map(|r| r.body.to_string().len())
+        .collect();
+    extra.insert(
+        "graph_request_bytes".into(),
+        json!(sends.iter().sum::<usize>() as f64 / sends.len().max(1) as f64),
+    );
     per_message(
         &INVOCATIONS.lock().unwrap(),
         &hook_invocations.lock().unwrap(),
@@ -450,6 +463,7 @@ async fn run_ministack(
         &counts,
         &calls,
         jobs,
+        extra,
     );
     Ok((Some(calls), cpu))
 }

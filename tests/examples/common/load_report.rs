@@ -84,6 +84,7 @@ pub fn per_message(
     counts: &super::counting_proxy::Counts,
     calls: &BTreeMap<String, usize>,
     jobs: usize,
+    extra: serde_json::Map<String, serde_json::Value>,
 ) {
     let per = |n: f64| n / jobs as f64;
     let sqs: usize = calls
@@ -132,17 +133,18 @@ pub fn per_message(
         log_bytes: 0.0,
     };
     super::load_scenario::print_costs(scenario, &m);
-    println!(
-        "cost-json {}",
-        json!({"scenario": scenario.name(), "jobs": jobs, "invocations": m.invocations,
+    let mut cost = json!({"scenario": scenario.name(), "jobs": jobs, "invocations": m.invocations,
                "handler_ms": m.handler_ms, "webhook_invocations": m.webhook_invocations,
                "webhook_ms": m.webhook_ms, "sqs_requests": m.sqs_requests,
                "read_units": m.read_units, "write_units": m.write_units,
                "reservation_retries": reservation_retries,
                "tables": units.iter().map(|(t, u)| (t.rsplit('-').next().unwrap_or(t).to_owned(),
                    json!({"read": per(u.read), "write": per(u.write), "index_write": per(u.index_write)})))
-                   .collect::<serde_json::Map<String, serde_json::Value>>()})
-    );
+                   .collect::<serde_json::Map<String, serde_json::Value>>()});
+    if let Some(c) = cost.as_object_mut() {
+        c.extend(extra);
+    }
+    println!("cost-json {cost}");
 }
 
 /// The hot-key report: the keys the most writes landed on, per message, and what that is at
@@ -185,4 +187,107 @@ pub fn hot_keys(writes: &BTreeMap<String, usize>, jobs: usize) {
             **n * 10
         );
     }
+}
+
+/// DynamoDB's size of an item, as it bills storage and write units: each attribute's name and
+/// value (numbers about half their digits plus one byte, maps and lists 3 bytes plus one per
+/// element), without the 100 bytes of overhead storage adds per item.
+pub fn item_size(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::S(s) => s.len(),
+        A::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+        A::B(b) => b.as_ref().len(),
+        A::Bool(_) | A::Null(_) => 1,
+        A::Ss(v) => v.iter().map(String::len).sum(),
+        A::Ns(v) => v.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        A::L(l) => 3 + l.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
+        A::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, x)| 1 + k.len() + value_size(x))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// Storage the run left, per message: for each table whose items expire, bytes × months kept
+/// (each item's `expires_at` from now; 100 bytes of overhead per item, as DynamoDB bills), and
+/// the messages table's two index entries. Tables of per-user records (contacts) are left out.
+pub async fn storage(
+    ddb: &aws_sdk_dynamodb::Client,
+    tables: &BTreeMap<&'static str, String>,
+    jobs: usize,
+    now: i64,
+) -> Result<serde_json::Map<String, serde_json::Value>, Box<dyn std::error::Error + Send + Sync>> {
+    const MONTH_S: f64 = 30.44 * 86_400.0;
+    let mut out = serde_json::Map::new();
+    for role in ["messages", "dedupe", "sessions", "control"] {
+        let (mut bytes, mut byte_months, mut index_byte_months, mut items) =
+            (0usize, 0.0, 0.0, 0usize);
+        let mut start = None;
+        loop {
+            let page = ddb
+                .scan()
+                .table_name(&tables[role])
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in page.items() {
+                let Some(exp) = item
+                    .get("expires_at")
+                    .and_then(|v| v.as_n().ok()?.parse::<i64>().ok())
+                else {
+                    continue;
+                };
+                let months = (exp - now).max(0) as f64 / MONTH_S;
+                let size = item_size(item);
+                items += 1;
+                bytes += size;
+                byte_months += (size + 100) as f64 * months;
+                let entry = |keys: &[&str]| -> usize {
+                    keys.iter()
+                        .filter_map(|k| item.get(*k).map(|v| k.len() + value_size(v)))
+                        .sum::<usize>()
+                        + 100
+                };
+                if item.contains_key("callback_data") {
+                    index_byte_months += entry(&["pk", "callback_data"]) as f64 * months;
+                }
+                if item.contains_key("usage_pk") {
+                    let mut keys = vec!["pk", "usage_pk"];
+                    keys.extend(whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES);
+                    index_byte_months += entry(&keys) as f64 * months;
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        println!(
+            "storage          : {role:<9} {items} items expiring, {:.0} bytes on average; {:.0} byte-months per message{}",
+            bytes as f64 / items.max(1) as f64,
+            byte_months / jobs as f64,
+            if index_byte_months > 0.0 {
+                format!(", its indexes {:.0}", index_byte_months / jobs as f64)
+            } else {
+                String::new()
+            }
+        );
+        out.insert(
+            role.to_owned(),
+            json!({"byte_months": byte_months / jobs as f64,
+            "index_byte_months": index_byte_months / jobs as f64,
+            "item_bytes": bytes as f64 / items.max(1) as f64}),
+        );
+    }
+    Ok(out)
 }
