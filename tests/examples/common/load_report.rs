@@ -232,6 +232,8 @@ pub async fn storage(
     for role in ["messages", "dedupe", "sessions", "control"] {
         let (mut bytes, mut byte_months, mut index_byte_months, mut items) =
             (0usize, 0.0, 0.0, 0usize);
+        // The usage index's entries, as the aggregator's queries read them (without overhead).
+        let (mut usage_entries, mut usage_bytes) = (0usize, 0usize);
         let mut start = None;
         loop {
             let page = ddb
@@ -265,6 +267,8 @@ pub async fn storage(
                     let mut keys = vec!["pk", "usage_pk"];
                     keys.extend(whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES);
                     index_byte_months += entry(&keys) as f64 * months;
+                    usage_entries += 1;
+                    usage_bytes += entry(&keys) - 100;
                 }
             }
             start = page.last_evaluated_key().cloned();
@@ -286,7 +290,9 @@ pub async fn storage(
             role.to_owned(),
             json!({"byte_months": byte_months / jobs as f64,
             "index_byte_months": index_byte_months / jobs as f64,
-            "item_bytes": bytes as f64 / items.max(1) as f64}),
+            "item_bytes": bytes as f64 / items.max(1) as f64,
+            "usage_entries": usage_entries as f64 / jobs as f64,
+            "usage_entry_bytes": usage_bytes as f64 / usage_entries.max(1) as f64}),
         );
     }
     Ok(out)
