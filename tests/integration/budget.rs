@@ -173,3 +173,33 @@ async fn the_tier_projection_sums_the_days_of_every_shard() {
         2
     );
 }
+
+#[tokio::test]
+async fn new_users_reserved_at_once_share_a_shard_write() {
+    let (control, client, name) = control().await;
+    let portfolio = unique("pf");
+    // A batch's ten new users, whose own shards would be spread over the budget.
+    let users: Vec<String> = (0..10).map(|i| format!("4477009004{i:02}")).collect();
+    let own: std::collections::BTreeSet<u32> = users.iter().map(|u| reach_shard(u)).collect();
+    assert!(own.len() >= 4, "{own:?}");
+    let results = join_all(
+        users
+            .iter()
+            .map(|u| control.reach(&portfolio, u, T0, Some(1_000))),
+    )
+    .await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Reach::Reserved))),
+        "{results:?}"
+    );
+    // Taken in groups: the first caller's reservation, then one for everyone who came while it
+    // was written; every slot on one or two shards, each counted once.
+    let used: Vec<u64> = shards(&client, &name, &portfolio)
+        .await
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.used))
+        .collect();
+    assert_eq!(used.iter().sum::<u64>(), 10, "{used:?}");
+    assert!(used.iter().filter(|&&u| u > 0).count() <= 2, "{used:?}");
+    assert_eq!(control.reached_7d(&portfolio, T0).await.unwrap(), 10);
+}

@@ -1,9 +1,11 @@
 //! The portfolio's messaging-limit budget on the send-control table, sharded
 //! ([`whatsapp_core::policy::BudgetShard`] says how a shard is stored and why): a new user takes
-//! one slot with one conditional `UpdateItem` on the shard their id hashes to, then their
-//! `REACH#` record. Only when that shard is full are the others read (one `BatchGetItem`) and
-//! tried, most room first, so the portfolio refuses only when every shard is full: the shards'
-//! limits sum to the portfolio's, so it never admits more.
+//! one slot with one conditional `UpdateItem`, together with the other new users this instance
+//! reserves for at the same moment (`budget_batch.rs`: a batch's users, one write), then their
+//! `REACH#` record. When the group's shard has no room for the group, each user tries the
+//! shard their id hashes to alone; only when that one is full are the others read (one
+//! `BatchGetItem`) and tried, most room first, so the portfolio refuses only when every shard
+//! is full: the shards' limits sum to the portfolio's, so it never admits more.
 //!
 //! Order of the writes: the slot first, the user's record second. If the record finds the user
 //! counted meanwhile (another sender, the same user), the slot is given back. A crash between
@@ -14,9 +16,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::{Item, condition_failed, n, num, s, update_conditionally};
 use whatsapp_core::policy::{
-    BudgetShard, Prune, REACH_DAYS_KEPT, REACH_HOURS, REACH_SHARDS, Reach, ReachRefused,
-    budget_key, day_attr, first_live_hour, hour_attr, reach_counted, reach_shard,
-    reach_shard_limit,
+    BudgetShard, Prune, REACH_HOURS, REACH_SHARDS, Reach, ReachRefused, budget_key, day_attr,
+    hour_attr, reach_counted, reach_shard, reach_shard_limit,
 };
 use whatsapp_core::ports::StoreError;
 
@@ -46,8 +47,10 @@ impl DynamoSendControl {
             return Ok(Reach::AlreadyCounted);
         }
         let first = reach_shard(user);
-        let shard = if self
-            .reserve_in_shard(portfolio_id, first, reach_shard_limit(limit, first), now)
+        let shard = if let Some(shard) = self.group_slot(portfolio_id, user, now, limit).await? {
+            shard
+        } else if self
+            .reserve_in_shard(portfolio_id, first, limit, 1, now)
             .await?
         {
             first
@@ -85,63 +88,6 @@ impl DynamoSendControl {
         }
     }
 
-    /// Takes one slot of shard `shard` (whose limit is `limit`) at `now`; `false` when the shard
-    /// is full. A shard whose earliest hour has left the window is pruned first.
-    async fn reserve_in_shard(
-        &self,
-        portfolio_id: &str,
-        shard: u32,
-        limit: u32,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        if limit == 0 {
-            return Ok(false);
-        }
-        let pk = budget_key(portfolio_id, shard);
-        let (hour, day) = (now.div_euclid(3600), now.div_euclid(86_400));
-        let update = format!(
-            "SET {h} = if_not_exists({h}, :zero) + :one, oldest = if_not_exists(oldest, :hour), \
-             expires_at = :exp ADD used :one, {d} :one",
-            h = hour_attr(hour),
-            d = day_attr(day)
-        );
-        // Two rounds are enough (a prune makes the shard current); the third is for a prune
-        // that raced another.
-        for _ in 0..3 {
-            let taken = update_conditionally(
-                &self.client,
-                &self.table,
-                s(pk.clone()),
-                "control.budget_reserve",
-                &update,
-                "(attribute_not_exists(used) OR used < :limit) \
-                 AND (attribute_not_exists(oldest) OR oldest >= :live)",
-                vec![
-                    (":zero", n(0)),
-                    (":one", n(1)),
-                    (":hour", n(hour)),
-                    // Kept while its day counts feed the tier projection.
-                    (":exp", n(now + (REACH_DAYS_KEPT + 1) * 86_400)),
-                    (":limit", n(i64::from(limit))),
-                    (":live", n(first_live_hour(now))),
-                ],
-            )
-            .await?;
-            if taken.applied {
-                return Ok(true);
-            }
-            let seen = taken.item.as_ref().map(budget_shard).unwrap_or_default();
-            match seen.prune(now) {
-                None => return Ok(false),
-                Some(p) => self.prune(&pk, &seen, &p).await?,
-            }
-        }
-        Err(StoreError::new(
-            "control.budget_reserve",
-            "the shard kept changing while it was pruned",
-        ))
-    }
-
     /// The shards other than `tried` (which was full), most room first; `Err(retry_at)` when
     /// every shard is full, `retry_at` being when the earliest of them frees a slot.
     async fn reserve_elsewhere(
@@ -160,7 +106,7 @@ impl DynamoSendControl {
         order.sort_by_key(|&k| std::cmp::Reverse(room(k)));
         for k in order {
             if self
-                .reserve_in_shard(portfolio_id, k, reach_shard_limit(limit, k), now)
+                .reserve_in_shard(portfolio_id, k, limit, 1, now)
                 .await?
             {
                 return Ok(Ok(k));
@@ -177,7 +123,12 @@ impl DynamoSendControl {
     /// Brings a shard current: removes the hours that left the window (and day counts older
     /// than the projection needs) and takes their users off `used`, if no one pruned it since
     /// `seen` was read.
-    async fn prune(&self, pk: &str, seen: &BudgetShard, p: &Prune) -> Result<(), StoreError> {
+    pub(super) async fn prune(
+        &self,
+        pk: &str,
+        seen: &BudgetShard,
+        p: &Prune,
+    ) -> Result<(), StoreError> {
         let Some(seen_oldest) = seen.oldest else {
             return Ok(());
         };

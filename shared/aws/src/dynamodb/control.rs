@@ -24,6 +24,8 @@ use whatsapp_core::ports::{
 pub struct DynamoSendControl {
     pub(super) client: Client,
     pub(super) table: String,
+    /// Messaging-limit reservations asked for at once, taken together (`budget_batch.rs`).
+    pub(super) groups: super::budget_batch::Groups,
 }
 
 impl DynamoSendControl {
@@ -31,6 +33,7 @@ impl DynamoSendControl {
         DynamoSendControl {
             client,
             table: table.into(),
+            groups: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod account;
 mod budget;
+mod budget_batch;
 mod contacts;
 mod control;
 mod dedupe;
