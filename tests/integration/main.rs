@@ -16,6 +16,7 @@ mod media;
 mod media_out;
 mod poller;
 mod queue;
+mod reconcile;
 mod secrets;
 mod sender;
 mod sessions;

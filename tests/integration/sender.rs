@@ -901,7 +901,7 @@ async fn a_sender_killed_between_graph_call_and_commit_never_sends_twice() {
         let m = messages.clone();
         let c = callback.clone();
         async move {
-            whatsapp_core::ports::MessageStore::find_by_callback(&m, &c)
+            whatsapp_core::ports::MessageStore::find_by_callback(&m, PHONE, &c, 0, now())
                 .await
                 .unwrap()
                 .is_some()

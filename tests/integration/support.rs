@@ -146,13 +146,14 @@ pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("callback_data"))
+        .attribute_definitions(attr("callback_unpriced"))
         .attribute_definitions(attr("usage_pk"))
+        .attribute_definitions(attr(whatsapp_core::usage::USAGE_SORT_KEY))
         .key_schema(hash("pk"))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(whatsapp_aws::CALLBACK_INDEX)
-                .key_schema(hash("callback_data"))
+                .key_schema(hash("callback_unpriced"))
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::KeysOnly)
@@ -165,6 +166,13 @@ pub async fn messages_table(client: &aws_sdk_dynamodb::Client) -> String {
             GlobalSecondaryIndex::builder()
                 .index_name(whatsapp_core::usage::USAGE_INDEX)
                 .key_schema(hash("usage_pk"))
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(whatsapp_core::usage::USAGE_SORT_KEY)
+                        .key_type(KeyType::Range)
+                        .build()
+                        .unwrap(),
+                )
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::Include)

@@ -768,12 +768,17 @@ async fn a_day_is_read_from_every_shard_and_from_before_sharding() {
             .await
             .unwrap();
     }
-    // A message priced before the index was sharded, as that code filed it.
+    // A message priced before the index was sharded, as that code filed it (with the sort key
+    // the index has since needed).
     let legacy = format!("{PHONE}#{}", day.format("%Y-%m-%d"));
     ddb.put_item()
         .table_name(&stack.resources.messages_table)
         .item("pk", A::S("wamid.LEGACY".into()))
         .item("usage_pk", A::S(legacy))
+        .item(
+            whatsapp_core::usage::USAGE_SORT_KEY,
+            A::S("wamid.LEGACY".into()),
+        )
         .item("waba_id", A::S(WABA.into()))
         .item("priced_at", A::N(at.to_string()))
         .item("pricing_category", A::S("utility".into()))

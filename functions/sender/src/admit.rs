@@ -173,7 +173,14 @@ impl<P: SenderPorts> Sender<P> {
         }
         let now_ms = clock.now_ms();
         let callback = callback_data(&t.key, t.generation.as_deref());
-        if let Some(wamid) = self.ports.messages().find_by_callback(&callback).await? {
+        // Any attempt of this generation may be the one that reached Meta: look from the oldest
+        // a job can be (the store bounds it) to now.
+        let found = self
+            .ports
+            .messages()
+            .find_by_callback(&t.job.phone_number_id, &callback, 0, now_ms / 1000)
+            .await?;
+        if let Some(wamid) = found {
             let mut o = Outcome::new(Verdict::Accepted, now_ms);
             o.wamid = Some(wamid);
             o.reconciled = true;

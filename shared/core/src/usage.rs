@@ -1,7 +1,8 @@
 //! How a priced message is filed for finance. The messages table keeps, for every message whose
 //! status carried `pricing`, the attributes finance counts from, and a sparse global secondary
 //! index ([`USAGE_INDEX`]) on `usage_pk` = `<phone_number_id>#<YYYY-MM-DD>#<shard>` (the UTC day
-//! of the earliest priced status, and one of [`USAGE_SHARDS`] shards chosen by the wamid). The
+//! of the earliest priced status, and one of [`USAGE_SHARDS`] shards chosen by the callback data,
+//! or the wamid when there is none) and [`USAGE_SORT_KEY`]. The
 //! usage aggregator reads one number's day from that index, shard by shard, and
 //! writes the day's counters as absolute values, so a retried or reordered webhook can never
 //! count twice (the `finance` crate).
@@ -10,6 +11,17 @@ use chrono::{DateTime, NaiveDate};
 
 /// The messages table's index of priced messages by number and day.
 pub const USAGE_INDEX: &str = "by_usage_day";
+
+/// The usage index's sort key: the message's callback data (`biz_opaque_callback_data`), or its
+/// wamid when it has none. With the shard taken from the same value, the sender finds its own
+/// send by callback data in one partition per day: the usage index is also the reconciliation
+/// index for every priced message (one index entry per message, not two).
+pub const USAGE_SORT_KEY: &str = "usage_sk";
+
+/// The sort key, and the value the shard is taken from, of a message.
+pub fn usage_sort_key<'a>(callback_data: Option<&'a str>, wamid: &'a str) -> &'a str {
+    callback_data.unwrap_or(wamid)
+}
 
 /// Attributes the usage index projects besides its keys: everything the aggregator counts by.
 /// Only the pricing write sets them, so the index is written once per message (again only if an

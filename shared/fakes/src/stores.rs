@@ -303,7 +303,13 @@ impl MessageStore for MemoryMessages {
         Ok(lock(&self.items).get(wamid).cloned())
     }
 
-    async fn find_by_callback(&self, callback_data: &str) -> Result<Option<String>, StoreError> {
+    async fn find_by_callback(
+        &self,
+        _phone_number_id: &str,
+        callback_data: &str,
+        _from: i64,
+        _until: i64,
+    ) -> Result<Option<String>, StoreError> {
         Ok(lock(&self.items)
             .iter()
             .find(|(_, m)| m.callback_data.as_deref() == Some(callback_data))

@@ -47,7 +47,7 @@ impl Counts {
 
     /// DynamoDB writes by partition key: `<table> <pk>` for an item (a transaction's and a
     /// batch's items each count), and `<table>/index/<index> <value>` for the index entries an
-    /// update writes (`usage_pk` of `by_usage_day`, `callback_data` of `by_callback`).
+    /// update writes (`usage_pk` of `by_usage_day`, `callback_unpriced` of `by_callback`).
     pub fn key_writes(&self) -> BTreeMap<String, usize> {
         self.2.lock().unwrap().clone()
     }
@@ -181,7 +181,7 @@ fn written_keys(op: &str, body: &[u8]) -> Vec<String> {
             .collect();
         if kind == "Update" {
             let values = inner.get("ExpressionAttributeValues");
-            for (placeholder, index) in [(":upk", "by_usage_day"), (":cb", "by_callback")] {
+            for (placeholder, index) in [(":upk", "by_usage_day"), (":cbu", "by_callback")] {
                 if let Some(value) = values
                     .and_then(|vs| vs.get(placeholder))
                     .and_then(|x| x.get("S"))

@@ -260,11 +260,11 @@ pub async fn storage(
                         .sum::<usize>()
                         + 100
                 };
-                if item.contains_key("callback_data") {
-                    index_byte_months += entry(&["pk", "callback_data"]) as f64 * months;
+                if item.contains_key("callback_unpriced") {
+                    index_byte_months += entry(&["pk", "callback_unpriced"]) as f64 * months;
                 }
                 if item.contains_key("usage_pk") {
-                    let mut keys = vec!["pk", "usage_pk"];
+                    let mut keys = vec!["pk", "usage_pk", whatsapp_core::usage::USAGE_SORT_KEY];
                     keys.extend(whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES);
                     index_byte_months += entry(&keys) as f64 * months;
                     usage_entries += 1;

@@ -51,7 +51,7 @@ pub async fn tables(
             .attribute_definitions(def)
             .key_schema(schema);
         if t == "messages" {
-            let (def, schema) = key("callback_data")?;
+            let (def, schema) = key("callback_unpriced")?;
             req = req.attribute_definitions(def).global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(whatsapp_aws::CALLBACK_INDEX)
@@ -64,23 +64,32 @@ pub async fn tables(
                     .build()?,
             );
             let (def, schema) = key("usage_pk")?;
-            req = req.attribute_definitions(def).global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(whatsapp_core::usage::USAGE_INDEX)
-                    .key_schema(schema)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::Include)
-                            .set_non_key_attributes(Some(
-                                whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES
-                                    .iter()
-                                    .map(|a| (*a).to_owned())
-                                    .collect(),
-                            ))
-                            .build(),
-                    )
-                    .build()?,
-            );
+            let (sort_def, sort) = key(whatsapp_core::usage::USAGE_SORT_KEY)?;
+            let sort = KeySchemaElement::builder()
+                .attribute_name(sort.attribute_name())
+                .key_type(KeyType::Range)
+                .build()?;
+            req = req
+                .attribute_definitions(def)
+                .attribute_definitions(sort_def)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(whatsapp_core::usage::USAGE_INDEX)
+                        .key_schema(schema)
+                        .key_schema(sort)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::Include)
+                                .set_non_key_attributes(Some(
+                                    whatsapp_core::usage::USAGE_INDEX_ATTRIBUTES
+                                        .iter()
+                                        .map(|a| (*a).to_owned())
+                                        .collect(),
+                                ))
+                                .build(),
+                        )
+                        .build()?,
+                );
         }
         req.send().await?;
         out.insert(t, name);

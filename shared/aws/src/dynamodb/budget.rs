@@ -41,7 +41,19 @@ impl DynamoSendControl {
         limit: u32,
     ) -> Result<Reach, StoreError> {
         let reach_pk = format!("REACH#{portfolio_id}#{user}");
-        if let Some(item) = self.get(reach_pk.clone(), "control.reach_get").await?
+        // Eventually consistent (half a read unit): a stale answer can only be an older
+        // `reached_at`, so at worst a slot is reserved and given back when the conditional put
+        // below finds the user counted; never a user counted twice or missed.
+        let seen = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(reach_pk.clone()))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("control.reach_get", e))?
+            .item;
+        if let Some(item) = seen
             && reach_counted(num(&item, "reached_at"), now)
         {
             return Ok(Reach::AlreadyCounted);

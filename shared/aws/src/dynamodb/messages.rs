@@ -9,12 +9,18 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{rank_advances, status_rank};
 use whatsapp_core::ports::{MessageRecord, MessageStore, StatusUpdate, StoreError};
-use whatsapp_core::usage::{usage_day, usage_partition, usage_shard};
+use whatsapp_core::usage::{USAGE_INDEX, usage_day, usage_partition, usage_shard, usage_sort_key};
 use whatsapp_core::webhook::{Pricing, StatusKind};
 
-/// The keys-only global secondary index on `callback_data` (the `biz_opaque_callback_data` a
-/// status echoed): written once per message, since later statuses do not change the key.
+/// The keys-only global secondary index on `callback_unpriced`: the callback data of a message
+/// one of whose statuses carried no pricing (a failed one). Priced messages are found by their
+/// callback data in the usage index ([`whatsapp_core::usage::USAGE_SORT_KEY`]), so this one
+/// holds only the few that may have no usage entry, and a priced message costs one index entry.
 pub const CALLBACK_INDEX: &str = "by_callback";
+
+/// How many UTC days before today a reconciliation looks in the usage index at most: a job
+/// lives no longer than the send queue keeps it (4 days by default).
+const RECONCILE_DAYS: i64 = 4;
 
 /// Message records are kept this long after their last status.
 pub const MESSAGE_TTL_SECONDS: i64 = whatsapp_core::usage::MESSAGE_RETENTION_SECONDS;
@@ -97,8 +103,13 @@ fn pricing_clause(u: &StatusUpdate<'_>, p: &Pricing) -> Clause {
         s(usage_partition(
             u.phone_number_id,
             usage_day(u.at),
-            usage_shard(u.wamid),
+            usage_shard(usage_sort_key(u.callback_data, u.wamid)),
         )),
+    );
+    c.set(
+        "usage_sk = :usk",
+        ":usk",
+        s(usage_sort_key(u.callback_data, u.wamid)),
     );
     c.set("waba_id = :waba", ":waba", s(u.waba_id));
     c.set("pricing_category = :pc", ":pc", s(p.category.as_str()));
@@ -166,6 +177,12 @@ impl MessageStore for DynamoMessageStore {
         let status = status_clause(&u, rank);
         let pk = s(u.wamid);
         let Some(pricing) = u.pricing else {
+            // An unpriced status (a failed one): the message may never get a usage entry, so
+            // its callback data goes in the callback index.
+            let mut status = status;
+            if let Some(cb) = u.callback_data {
+                status.set("callback_unpriced = :cbu", ":cbu", s(cb));
+            }
             let condition = if rank == 0 {
                 "attribute_not_exists(status_rank)"
             } else {
@@ -256,13 +273,49 @@ impl MessageStore for DynamoMessageStore {
         Ok(out.item.as_ref().map(record))
     }
 
-    async fn find_by_callback(&self, callback_data: &str) -> Result<Option<String>, StoreError> {
+    async fn find_by_callback(
+        &self,
+        phone_number_id: &str,
+        callback_data: &str,
+        from: i64,
+        until: i64,
+    ) -> Result<Option<String>, StoreError> {
+        // A priced status files the message under its first priced status's day, between the
+        // send attempt and now: one partition per day (the shard is the callback data's).
+        let shard = usage_shard(callback_data);
+        let last = until.div_euclid(86_400);
+        let first = from.div_euclid(86_400).max(last - RECONCILE_DAYS);
+        for day in (first..=last).rev() {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(USAGE_INDEX)
+                .key_condition_expression("usage_pk = :p AND usage_sk = :cb")
+                .expression_attribute_values(
+                    ":p",
+                    s(usage_partition(
+                        phone_number_id,
+                        usage_day(day * 86_400),
+                        shard,
+                    )),
+                )
+                .expression_attribute_values(":cb", s(callback_data))
+                .limit(1)
+                .send()
+                .await
+                .map_err(|e| StoreError::new("messages.find_by_callback", e))?;
+            if let Some(wamid) = out.items().first().and_then(|i| text(i, "pk")) {
+                return Ok(Some(wamid));
+            }
+        }
+        // Statuses without pricing (a failed message).
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(CALLBACK_INDEX)
-            .key_condition_expression("callback_data = :cb")
+            .key_condition_expression("callback_unpriced = :cb")
             .expression_attribute_values(":cb", s(callback_data))
             .limit(1)
             .send()

@@ -302,12 +302,16 @@ pub trait MessageStore: Send + Sync {
         wamid: &str,
     ) -> impl Future<Output = Result<Option<MessageRecord>, StoreError>> + Send;
 
-    /// The wamid of a message whose status webhooks echoed `callback_data`
-    /// (`biz_opaque_callback_data`), if any arrived: how the sender learns whether a send whose
+    /// The wamid of a message from `phone_number_id` whose status webhooks echoed
+    /// `callback_data` (`biz_opaque_callback_data`), if any arrived between `from` and `until`
+    /// (epoch s: from the send attempt to now): how the sender learns whether a send whose
     /// outcome it never saw reached Meta.
     fn find_by_callback(
         &self,
+        phone_number_id: &str,
         callback_data: &str,
+        from: i64,
+        until: i64,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
