@@ -202,7 +202,7 @@ pub fn hot_keys(writes: &BTreeMap<String, usize>, jobs: usize) {
         }
     }
     let mut kinds: Vec<_> = kinds.into_values().collect();
-    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
     println!("    hottest key of each kind, at 1,000 msg/s:");
     for (name, n) in kinds {
         println!(
