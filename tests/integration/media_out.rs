@@ -255,3 +255,55 @@ async fn an_object_of_another_kind_than_the_job_names_is_refused() {
     assert_eq!(out[0].reason.as_deref(), Some("invalid"));
     assert_eq!(uploads(&rig), 0);
 }
+
+/// After a token rotation the sender's cached token gets 190 on the upload: it re-reads the
+/// secret once, reads the object again and uploads once more; the job is sent, not refused.
+#[tokio::test]
+async fn an_upload_refused_with_190_after_a_rotation_refreshes_the_token_once() {
+    let rig = rig(|_| {}).await;
+    let src = source(&rig).await;
+    src.put("receipts/r2.png", "image/png", png(20_000, 5))
+        .await;
+    let sender = sender_with(&rig, graph(&rig), media_config(&src.bucket));
+    for u in ["447700900081", "447700900082"] {
+        user(&rig, u, true).await;
+    }
+    let t0 = now() * 1000;
+    // Warm the secret cache with the current token.
+    let warm = send_one(
+        &rig,
+        &sender,
+        job(
+            "s3-warm",
+            "447700900081",
+            json!({"type": "text", "text": {"body": "warm"}}),
+        ),
+        t0,
+    )
+    .await;
+    assert_eq!(warm.outcome, Verdict::Accepted);
+    // Rotation: Meta knows only tok2, the secret holds it, our cache still has tok.
+    crate::sender::rotate_token(&rig).await;
+    let out = send_one(
+        &rig,
+        &sender,
+        job(
+            "s3-rotated",
+            "447700900082",
+            image(&src.bucket, "receipts/r2.png"),
+        ),
+        t0 + 1_000,
+    )
+    .await;
+    assert_eq!(out.outcome, Verdict::Accepted, "{out:?}");
+    let refused = rig
+        .sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/media") && r.status == 401)
+        .count();
+    assert_eq!((uploads(&rig), refused), (2, 1), "one 190, then the upload");
+    assert_eq!(rig.sim.sim.media().len(), 1);
+    assert!(dead_letters(&rig).await.is_empty());
+}

@@ -974,6 +974,23 @@ async fn a_sender_killed_between_graph_call_and_commit_never_sends_twice() {
     );
 }
 
+/// A token rotation: Meta now knows only `tok2`, the secret holds it, and a sender that read the
+/// secret before still has `tok` cached.
+pub(crate) async fn rotate_token(rig: &Rig) {
+    rig.sim.sim.add_token("tok2", None);
+    rig.sim.sim.add_token("tok", Some(now() - 1));
+    aws_sdk_secretsmanager::Client::new(&rig.stack.aws)
+        .put_secret_value()
+        .secret_id(&rig.stack.secret_id)
+        .secret_string(format!(
+            r#"{{"app_secret":"{}","verify_token":"v","access_token":"tok2"}}"#,
+            crate::support::APP_SECRET
+        ))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// 190 with a rotated token: one forced re-read of the secret, one retry, success. With a token
 /// that is still bad after the re-read: failed, not retried.
 #[tokio::test]
@@ -987,18 +1004,7 @@ async fn a_190_refreshes_the_rotated_token_once() {
     invoke(&rig, &sender, &r, now() * 1000).await;
     assert_eq!(outcomes(&rig).await[0].outcome, Verdict::Accepted);
     // Rotation: Meta now only knows tok2; the secret holds tok2; our cache still has tok.
-    rig.sim.sim.add_token("tok2", None);
-    rig.sim.sim.add_token("tok", Some(now() - 1));
-    aws_sdk_secretsmanager::Client::new(&rig.stack.aws)
-        .put_secret_value()
-        .secret_id(&rig.stack.secret_id)
-        .secret_string(format!(
-            r#"{{"app_secret":"{}","verify_token":"v","access_token":"tok2"}}"#,
-            crate::support::APP_SECRET
-        ))
-        .send()
-        .await
-        .unwrap();
+    rotate_token(&rig).await;
     let r = enqueue_and_receive(
         &rig,
         &[job("t-rotated", "447700900602", text("after rotation"))],

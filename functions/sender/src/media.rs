@@ -7,7 +7,7 @@
 use whatsapp_core::graph::ErrorClass;
 use whatsapp_core::job::{Media, OutboundMessage, SendJob, Violation, ViolationCode};
 use whatsapp_core::job::{TemplateComponent, TemplateParameter, file_violations};
-use whatsapp_core::ports::{MediaApi, MediaIdCache, ObjectStore, SecretSource, StoreError, Upload};
+use whatsapp_core::ports::{MediaApi, MediaIdCache, ObjectStore, StoreError, Upload};
 
 use crate::{Sender, SenderPorts, Transient};
 
@@ -79,7 +79,49 @@ fn violation(path: String, code: ViolationCode, message: String) -> Violation {
     }
 }
 
+/// One object to upload, as checked.
+struct FileToUpload<'a> {
+    phone: &'a str,
+    object: &'a whatsapp_core::job::S3Object,
+    mime: &'a str,
+    filename: Option<&'a str>,
+    size: u64,
+}
+
 impl<P: SenderPorts> Sender<P> {
+    /// Streams the object from S3 to Meta with the current access token. A 190 means the token
+    /// was rotated or expired: re-read the secret once and upload once more (the stream was
+    /// spent, so the object is read again), as sends do (`send.rs`).
+    async fn upload_with_token(
+        &self,
+        file: &FileToUpload<'_>,
+    ) -> Result<Result<String, whatsapp_core::ports::GraphCallError>, Transient> {
+        self.refreshing_on_190(
+            async |token: &str| self.upload_once(file, token).await,
+            || true,
+        )
+        .await
+    }
+
+    async fn upload_once(
+        &self,
+        file: &FileToUpload<'_>,
+        token: &str,
+    ) -> Result<Result<String, whatsapp_core::ports::GraphCallError>, Transient> {
+        let body = self
+            .ports
+            .objects()
+            .get(&file.object.bucket, &file.object.key)
+            .await?;
+        let upload = Upload {
+            mime_type: file.mime.to_owned(),
+            filename: file.filename.map(str::to_owned),
+            size: file.size,
+            body,
+        };
+        Ok(self.ports.media().upload(file.phone, upload, token).await)
+    }
+
     /// Replaces each `s3` media of `job` by the id of its upload; `Ok(Err(_))` when the job
     /// must be refused. Uploads happen only once every object passed its checks.
     pub(crate) async fn resolve_media(
@@ -142,15 +184,14 @@ impl<P: SenderPorts> Sender<P> {
                         .filename
                         .clone()
                         .or_else(|| o.key.rsplit('/').next().map(str::to_owned));
-                    let body = self.ports.objects().get(&o.bucket, &o.key).await?;
-                    let token = self.ports.secrets().secrets().await?.access_token.clone();
-                    let upload = Upload {
-                        mime_type: mime,
-                        filename,
+                    let file = FileToUpload {
+                        phone: &phone,
+                        object: &o,
+                        mime: &mime,
+                        filename: filename.as_deref(),
                         size: info.size,
-                        body,
                     };
-                    match self.ports.media().upload(&phone, upload, &token).await {
+                    match self.upload_with_token(&file).await? {
                         Ok(id) => {
                             self.ports
                                 .media_ids()

@@ -168,18 +168,33 @@ impl<P: SenderPorts> Sender<P> {
         deadline_ms: i64,
         call: impl AsyncFn(&str, Duration) -> Result<T, GraphCallError>,
     ) -> Result<Result<T, GraphCallError>, Transient> {
+        self.refreshing_on_190(
+            async |token: &str| {
+                // Checked by the caller; a zero budget only if the clock jumped meanwhile.
+                let budget = call_budget(deadline_ms, clock.now_ms()).unwrap_or_default();
+                Ok(call(token, budget).await)
+            },
+            || call_budget(deadline_ms, clock.now_ms()).is_some(),
+        )
+        .await
+    }
+
+    /// `call` with the access token. On a 190 (the token was rotated or expired), the secret
+    /// is re-read once and, if the token changed and `again()` still allows, `call` is made once
+    /// more with the fresh one.
+    pub(crate) async fn refreshing_on_190<T>(
+        &self,
+        call: impl AsyncFn(&str) -> Result<Result<T, GraphCallError>, Transient>,
+        again: impl Fn() -> bool,
+    ) -> Result<Result<T, GraphCallError>, Transient> {
         let is_190 = |res: &Result<T, GraphCallError>| matches!(res, Err(GraphCallError::Api { body, .. }) if body.code == 190);
         let secrets = self.ports.secrets().secrets().await?;
-        // Checked by the caller; a zero budget only if the clock jumped meanwhile.
-        let budget = call_budget(deadline_ms, clock.now_ms()).unwrap_or_default();
-        let mut result = call(&secrets.access_token, budget).await;
+        let mut result = call(&secrets.access_token).await?;
         if is_190(&result) {
             let fresh = self.ports.secrets().refresh().await?;
-            if fresh.access_token != secrets.access_token
-                && let Some(budget) = call_budget(deadline_ms, clock.now_ms())
-            {
+            if fresh.access_token != secrets.access_token && again() {
                 tracing::info!("access token refreshed after 190; retrying once");
-                result = call(&fresh.access_token, budget).await;
+                result = call(&fresh.access_token).await?;
             }
             if is_190(&result) {
                 tracing::error!(
