@@ -178,10 +178,19 @@ async fn the_tier_projection_sums_the_days_of_every_shard() {
 async fn new_users_reserved_at_once_share_a_shard_write() {
     let (control, client, name) = control().await;
     let portfolio = unique("pf");
-    // A batch's ten new users, whose own shards would be spread over the budget.
-    let users: Vec<String> = (0..10).map(|i| format!("4477009004{i:02}")).collect();
-    let own: std::collections::BTreeSet<u32> = users.iter().map(|u| reach_shard(u)).collect();
-    assert!(own.len() >= 4, "{own:?}");
+    // New users whose own shards are all different: reserved one by one, each shard would
+    // hold exactly one of them.
+    let mut users: Vec<String> = Vec::new();
+    let mut own = std::collections::BTreeSet::new();
+    for i in 0.. {
+        let u = format!("4477009004{i:02}");
+        if own.insert(reach_shard(&u)) {
+            users.push(u);
+        }
+        if own.len() == REACH_SHARDS as usize {
+            break;
+        }
+    }
     let results = join_all(
         users
             .iter()
@@ -192,14 +201,22 @@ async fn new_users_reserved_at_once_share_a_shard_write() {
         results.iter().all(|r| matches!(r, Ok(Reach::Reserved))),
         "{results:?}"
     );
-    // Taken in groups: the first caller's reservation, then one for everyone who came while it
-    // was written; every slot on one or two shards, each counted once.
+    // Taken in groups (the first caller's reservation, then one for everyone who came while it
+    // was written, and so on): a group's slots land on one shard, so some shard holds more
+    // than one; every slot is counted once. How many groups form depends on timing (ministack
+    // answers one request at a time), so this asserts only that some did.
     let used: Vec<u64> = shards(&client, &name, &portfolio)
         .await
         .iter()
         .map(|s| s.as_ref().map_or(0, |s| s.used))
         .collect();
-    assert_eq!(used.iter().sum::<u64>(), 10, "{used:?}");
-    assert!(used.iter().filter(|&&u| u > 0).count() <= 2, "{used:?}");
-    assert_eq!(control.reached_7d(&portfolio, T0).await.unwrap(), 10);
+    assert_eq!(used.iter().sum::<u64>(), users.len() as u64, "{used:?}");
+    assert!(
+        used.iter().any(|&u| u >= 2),
+        "no reservation was grouped: {used:?}"
+    );
+    assert_eq!(
+        control.reached_7d(&portfolio, T0).await.unwrap(),
+        users.len() as u64
+    );
 }
