@@ -74,7 +74,7 @@ pub fn print_invocations(mut inv: Vec<(f64, usize)>, accepted: usize, latency_ms
     );
 }
 
-/// The sender's measured figures per message, priced in both capacity modes, and the
+/// The measured figures per message (sender and webhook), and the
 /// `cost-json` line `scripts/cost` reads. The producer's own `SendMessage` is one request per
 /// job (it is not made through the proxy: the jobs were queued before the run).
 pub fn per_message(
@@ -130,9 +130,8 @@ pub fn per_message(
         sqs_requests: 1.0 + per(sqs as f64),
         read_units: per(units.values().map(|u| u.read).sum()),
         write_units: per(units.values().map(|u| u.write).sum()),
-        log_bytes: 0.0,
     };
-    super::load_scenario::print_costs(scenario, &m);
+    super::load_scenario::print_measured(scenario, &m);
     let mut cost = json!({"scenario": scenario.name(), "jobs": jobs, "invocations": m.invocations,
                "handler_ms": m.handler_ms, "webhook_invocations": m.webhook_invocations,
                "webhook_ms": m.webhook_ms, "sqs_requests": m.sqs_requests,

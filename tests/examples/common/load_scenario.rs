@@ -1,4 +1,4 @@
-//! The traffic `send-load` drives, and what it costs.
+//! The traffic `send-load` drives, and what it measures per message.
 //!
 //! - **reply**: free-form text inside the customer's service window (they wrote a minute ago),
 //!   in full batches: the commonest traffic.
@@ -7,9 +7,8 @@
 //!   the portfolio's messaging limit (the number is at `TIER_100K`).
 //! - **trickle**: replies that arrive one at a time, so each is a batch of one.
 //!
-//! The cost model prices what one run measured, per message, at us-east-1 list prices
-//! (December 2026): the sender's side of a message. The webhook's side (inbound message,
-//! statuses) is measured by the local run and priced on the cost page.
+//! On ministack a run covers the whole message: the sender, and the webhook for the customer's
+//! message and every status. `scripts/cost.py` prices the figures (the `cost-json` line).
 // Each example that includes this module uses part of it.
 #![allow(dead_code)]
 
@@ -216,7 +215,7 @@ pub fn tier(scenario: Scenario) -> Option<MessagingTier> {
     (!scenario.in_window()).then_some(MessagingTier::Tier100K)
 }
 
-/// What one run measured, per accepted message, on the sender's side.
+/// What one run measured, per message.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PerMessage {
     /// The sender's invocations.
@@ -230,89 +229,13 @@ pub struct PerMessage {
     pub sqs_requests: f64,
     pub read_units: f64,
     pub write_units: f64,
-    /// Log bytes ingested (the sender's one EMF document per invocation).
-    pub log_bytes: f64,
 }
 
-/// us-east-1 list prices, December 2026.
-pub mod price {
-    /// Lambda, per request.
-    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
-    /// Lambda arm64, per GB-s.
-    pub const LAMBDA_GB_S: f64 = 0.000_013_333_4;
-    /// The sender's and the webhook's memory (the template's `MemorySize`), GB.
-    pub const FUNCTION_GB: f64 = 0.125;
-    /// DynamoDB on demand, per write and read request unit.
-    pub const WRU: f64 = 0.625 / 1e6;
-    pub const RRU: f64 = 0.125 / 1e6;
-    /// DynamoDB provisioned, per WCU-hour and RCU-hour.
-    pub const WCU_HOUR: f64 = 0.000_65;
-    pub const RCU_HOUR: f64 = 0.000_13;
-    /// The utilisation Application Auto Scaling holds provisioned tables at.
-    pub const TARGET_UTILISATION: f64 = 0.70;
-    /// SQS standard, per request.
-    pub const SQS_REQUEST: f64 = 0.40 / 1e6;
-    /// CloudWatch Logs ingestion, per byte.
-    pub const LOG_BYTE: f64 = 0.50 / 1e9;
-}
-
-/// Capacity mode of the tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capacity {
-    OnDemand,
-    /// Provisioned, auto-scaled to hold [`price::TARGET_UTILISATION`]: a unit consumed costs
-    /// one unit-second at that utilisation.
-    Provisioned,
-}
-
-impl Capacity {
-    pub fn write_unit(self) -> f64 {
-        match self {
-            Capacity::OnDemand => price::WRU,
-            Capacity::Provisioned => price::WCU_HOUR / 3600.0 / price::TARGET_UTILISATION,
-        }
-    }
-
-    pub fn read_unit(self) -> f64 {
-        match self {
-            Capacity::OnDemand => price::RRU,
-            Capacity::Provisioned => price::RCU_HOUR / 3600.0 / price::TARGET_UTILISATION,
-        }
-    }
-}
-
-/// The sender's side of one message, priced: `(line, $ per million messages)`.
-pub fn priced(m: &PerMessage, capacity: Capacity) -> Vec<(&'static str, f64)> {
-    let million = 1e6;
-    vec![
-        (
-            "Lambda requests",
-            (m.invocations + m.webhook_invocations) * price::LAMBDA_REQUEST * million,
-        ),
-        (
-            "Lambda duration",
-            (m.handler_ms + m.webhook_ms) / 1000.0
-                * price::FUNCTION_GB
-                * price::LAMBDA_GB_S
-                * million,
-        ),
-        (
-            "DynamoDB writes",
-            m.write_units * capacity.write_unit() * million,
-        ),
-        (
-            "DynamoDB reads",
-            m.read_units * capacity.read_unit() * million,
-        ),
-        ("SQS", m.sqs_requests * price::SQS_REQUEST * million),
-        ("CloudWatch Logs", m.log_bytes * price::LOG_BYTE * million),
-    ]
-}
-
-/// Prints the sender's side in both capacity modes.
-pub fn print_costs(scenario: Scenario, m: &PerMessage) {
+/// Prints what one run measured per message (`scripts/cost.py` prices it, from the
+/// `cost-json` line: one price list, in one place).
+pub fn print_measured(scenario: Scenario, m: &PerMessage) {
     println!(
-        "per message ({}): sender {:.2} invocations and {:.1} ms, webhook {:.2} and {:.1} ms, {:.2} SQS requests, {:.2} read units, {:.2} write units, {:.0} log bytes",
+        "per message ({}): sender {:.2} invocations and {:.1} ms, webhook {:.2} and {:.1} ms, {:.2} SQS requests, {:.2} read units, {:.2} write units",
         scenario.name(),
         m.invocations,
         m.handler_ms,
@@ -321,35 +244,5 @@ pub fn print_costs(scenario: Scenario, m: &PerMessage) {
         m.sqs_requests,
         m.read_units,
         m.write_units,
-        m.log_bytes
     );
-    let on_demand = priced(m, Capacity::OnDemand);
-    let provisioned = priced(m, Capacity::Provisioned);
-    println!(
-        "    {:<20} {:>12} {:>12}   ($ per 1M messages)",
-        "line", "on demand", "provisioned"
-    );
-    for ((line, a), (_, b)) in on_demand.iter().zip(&provisioned) {
-        println!("    {line:<20} {a:>12.3} {b:>12.3}");
-    }
-    let total = |v: &[(&str, f64)]| v.iter().map(|(_, x)| x).sum::<f64>();
-    println!(
-        "    {:<20} {:>12.3} {:>12.3}",
-        "total",
-        total(&on_demand),
-        total(&provisioned)
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn provisioned_units_cost_a_unit_second_at_seventy_percent() {
-        // $0.00065 per WCU-hour held at 70 %: $0.258 per million write units consumed.
-        let w = Capacity::Provisioned.write_unit() * 1e6;
-        assert!((w - 0.2579).abs() < 0.001, "{w}");
-        assert!((Capacity::OnDemand.write_unit() * 1e6 - 0.625).abs() < 1e-9);
-    }
 }
