@@ -13,8 +13,10 @@ use crate::period::{Period, first_of_month, last_of_month};
 use crate::store::{PricedIndex, StoreError, UsageTable, day_pk, month_pk, sort_key};
 
 /// What a refresh did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RefreshStats {
+    /// Each refreshed day's totals per category, over the refreshed numbers.
+    pub by_category: BTreeMap<(NaiveDate, String), Counts>,
     pub days: usize,
     /// Days older than the messages' retention, whose counters were only ever raised: the
     /// index may have lost some of their messages, so a lower count is not the truth.
@@ -49,6 +51,13 @@ pub async fn refresh(
             let prior = before.remove(pn.as_str()).unwrap_or_default();
             fresh.extend(count_day(day, &messages, &prior));
             before.insert(pn, conversations(&messages));
+        }
+        for (key, counts) in &fresh {
+            stats
+                .by_category
+                .entry((day, key.category.clone()))
+                .or_default()
+                .add(counts);
         }
         let pk = day_pk(day);
         let stored: Vec<UsageRow> = usage
@@ -133,6 +142,30 @@ fn plan(
             .collect()
     };
     (puts, deletes)
+}
+
+/// The refresh's EMF documents: per day and category, `UsageMessages` and `UsageCharged`
+/// stamped at the day's start (UTC), so that a one-day period holds one day. Each run restates
+/// the day's total; the dashboard plots the maximum, the latest and largest restatement.
+pub fn usage_metrics(stats: &RefreshStats) -> Vec<serde_json::Value> {
+    use whatsapp_core::metrics::{catalog, document};
+    stats
+        .by_category
+        .iter()
+        .map(|((day, category), counts)| {
+            let at_ms = day
+                .and_hms_opt(0, 0, 0)
+                .map_or(0, |t| t.and_utc().timestamp_millis());
+            document(
+                &[("Category", category.as_str())],
+                &[
+                    (catalog::USAGE_MESSAGES, counts.messages as f64),
+                    (catalog::USAGE_CHARGED, counts.charged as f64),
+                ],
+                at_ms,
+            )
+        })
+        .collect()
 }
 
 /// Today (UTC) from epoch seconds.

@@ -173,10 +173,31 @@ async fn a_drop_to_red_alerts_pauses_marketing_lowers_limits_and_recovers() {
             r.numbers[PHONE],
             NumberResult::Polled {
                 changes: 3,
-                marketing_paused: true
+                marketing_paused: true,
+                quality_dropped: true,
             }
         ),
         "{r:?}"
+    );
+    // The dashboard's and alarms' figures for the run.
+    let docs = r.metrics(t0 + 300_000);
+    let number = docs.iter().find(|d| d["PhoneNumberId"] == PHONE).unwrap();
+    assert_eq!(number["Function"], "quality-poller");
+    assert_eq!(number["QualityScore"], 1.0);
+    assert_eq!(number["ThroughputMps"], 80.0);
+    assert_eq!(number["ThroughputShare"], 1.0);
+    assert_eq!(number["MessagingLimit"], 2_000.0);
+    assert_eq!(number["MarketingPaused"], 1.0);
+    let run = docs
+        .iter()
+        .find(|d| d.get("QualityDrops").is_some())
+        .unwrap();
+    assert_eq!(
+        (
+            run["QualityDrops"].as_f64(),
+            run["NumbersMarketingPaused"].as_f64()
+        ),
+        (Some(1.0), Some(1.0))
     );
     let alert = alerts(&rig, &alerts_url).await.remove(0);
     assert_eq!(alert["kind"], "number_health_changed");
@@ -246,7 +267,8 @@ async fn a_drop_to_red_alerts_pauses_marketing_lowers_limits_and_recovers() {
         r.numbers[PHONE],
         NumberResult::Polled {
             changes: 1,
-            marketing_paused: false
+            marketing_paused: false,
+            quality_dropped: false,
         }
     ));
     let recovered = alerts(&rig, &alerts_url).await.remove(0);

@@ -280,6 +280,28 @@ async fn replayed_statuses_leave_every_counter_exact() {
         stats.messages,
         generated.expected.values().map(|c| c.messages).sum::<u64>() as usize
     );
+    // The aggregator's usage metric: each day's messages per category, as in the table.
+    let mut expected: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for (k, c) in &generated.expected {
+        *expected
+            .entry((k.day.to_string(), k.category.clone()))
+            .or_default() += c.messages as f64;
+    }
+    let metric: BTreeMap<(String, String), f64> = finance::refresh::usage_metrics(&stats)
+        .iter()
+        .map(|d| {
+            let day =
+                chrono::DateTime::from_timestamp_millis(d["_aws"]["Timestamp"].as_i64().unwrap())
+                    .unwrap()
+                    .date_naive();
+            (
+                (day.to_string(), d["Category"].as_str().unwrap().to_owned()),
+                d["UsageMessages"].as_f64().unwrap(),
+            )
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    assert_eq!(metric, expected);
     assert_counters(
         &as_map(usage.days(&period).await.unwrap()),
         &generated.expected,

@@ -3,8 +3,11 @@
 //! exactly-once code as the webhook. Reports partial batch failures: only the records that
 //! failed are retried, and a record that keeps failing reaches the DLQ after the redrive count.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use tracing::{info, warn};
+use whatsapp_core::foreign::ForeignKind;
 use whatsapp_core::ingest::{self, IngestConfig, IngestPorts, Outcome};
 use whatsapp_core::webhook::Envelope;
 
@@ -27,17 +30,34 @@ enum Failure {
 
 impl<P: IngestPorts> Processor<P> {
     pub async fn handle(&self, records: &[SqsMessage], now_ms: i64) -> SqsBatchResponse {
-        whatsapp_aws::sqs_batch::each_record(records, self.concurrency, |r| self.record(r, now_ms))
-            .await
+        let quarantined = AtomicUsize::new(0);
+        let response = whatsapp_aws::sqs_batch::each_record(records, self.concurrency, |r| {
+            self.record(r, now_ms, &quarantined)
+        })
+        .await;
+        if let Some(doc) = quarantine_metric(quarantined.into_inner(), now_ms) {
+            whatsapp_core::metrics::emit(&[doc]);
+        }
+        response
     }
 
-    async fn record(&self, record: &SqsMessage, now_ms: i64) -> Result<(), Failure> {
+    async fn record(
+        &self,
+        record: &SqsMessage,
+        now_ms: i64,
+        quarantined: &AtomicUsize,
+    ) -> Result<(), Failure> {
         let body = record.body.as_deref().unwrap_or("");
         let envelope = Envelope::from_slice(body.as_bytes()).map_err(|_| Failure::Unreadable)?;
         for (ctx, item) in envelope.items() {
             match ingest::process(&self.ports, &self.ingest, ctx, item, now_ms).await {
                 Ok(Outcome::InFlight) => return Err(Failure::Retry),
-                Ok(Outcome::Published(kind)) => info!(kind, "item published for others"),
+                Ok(Outcome::Published(kind)) => {
+                    if kind == ForeignKind::Malformed.label() {
+                        quarantined.fetch_add(1, Ordering::Relaxed);
+                    }
+                    info!(kind, "item published for others");
+                }
                 Ok(_) => {}
                 Err(e) => {
                     warn!(error = %e, "item failed");
@@ -47,6 +67,20 @@ impl<P: IngestPorts> Processor<P> {
         }
         Ok(())
     }
+}
+
+/// `EventsQuarantined` for a batch that kept malformed values, else nothing.
+pub fn quarantine_metric(quarantined: usize, now_ms: i64) -> Option<serde_json::Value> {
+    (quarantined > 0).then(|| {
+        whatsapp_core::metrics::document(
+            &[],
+            &[(
+                whatsapp_core::metrics::catalog::PROCESSOR_QUARANTINED,
+                quarantined as f64,
+            )],
+            now_ms,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -278,5 +312,15 @@ mod tests {
             .unwrap();
         assert_eq!(first.moved_to.unwrap().user, "US.8812093321700093");
         assert_eq!(p.ports.inbound.bodies().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn malformed_values_are_counted_for_the_quarantine_alarm() {
+        let doc = quarantine_metric(2, 1).unwrap();
+        assert_eq!(
+            (doc["Function"].as_str(), doc["EventsQuarantined"].as_f64()),
+            (Some("event-processor"), Some(2.0))
+        );
+        assert!(quarantine_metric(0, 1).is_none());
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use whatsapp_core::config::NumberHome;
 use whatsapp_core::graph::{ErrorClass, PhoneNumberInfo};
 use whatsapp_core::policy::{
-    HealthChange, NumberHealth, TierProjection, health_changes, project_tier,
+    HealthChange, NumberHealth, TierProjection, health_changes, project_tier, quality_score,
 };
 use whatsapp_core::ports::{
     AlertSink, GraphApi, GraphCallError, NumberState, NumberStateStore, SecretSource, TemplateApi,
@@ -39,6 +39,8 @@ pub enum NumberResult {
     Polled {
         changes: usize,
         marketing_paused: bool,
+        /// The quality rating fell since the last run (GREEN → YELLOW → RED).
+        quality_dropped: bool,
     },
     /// Waiting out an earlier rate limit until `until` (epoch s).
     BackingOff {
@@ -58,6 +60,8 @@ pub enum NumberResult {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PollReport {
     pub numbers: BTreeMap<String, NumberResult>,
+    /// Each polled number's health as read in this run.
+    pub health: BTreeMap<String, NumberHealth>,
     /// Per account: `{seen, updated, pages}` or the error.
     pub templates: BTreeMap<String, serde_json::Value>,
 }
@@ -114,7 +118,10 @@ where
         };
         let mut limited_wabas = BTreeSet::new();
         for (pn, home) in &self.config.numbers {
-            let result = self.poll_number(pn, home, &token, now_ms).await;
+            let (result, health) = self.poll_number(pn, home, &token, now_ms).await;
+            if let Some(health) = health {
+                report.health.insert(pn.clone(), health);
+            }
             if matches!(result, NumberResult::RateLimited { code: 80007, .. }) {
                 limited_wabas.insert(home.waba_id.clone());
             }
@@ -153,9 +160,9 @@ where
         home: &NumberHome,
         token: &str,
         now_ms: i64,
-    ) -> NumberResult {
+    ) -> (NumberResult, Option<NumberHealth>) {
         let now = now_ms / 1000;
-        let failed = |reason: String| NumberResult::Failed { reason };
+        let failed = |reason: String| (NumberResult::Failed { reason }, None);
         let old = match self.control.number_state(pn).await {
             Ok(o) => o,
             Err(e) => return failed(e.to_string()),
@@ -163,15 +170,19 @@ where
         if let Some(until) = old.as_ref().and_then(|o| o.backoff_until)
             && until > now
         {
-            return NumberResult::BackingOff { until };
+            return (NumberResult::BackingOff { until }, None);
         }
         let info = match self.fetch(pn, token, now).await {
             Ok(info) => info,
-            Err(result) => return result,
+            Err(result) => return (result, None),
         };
         let health = NumberHealth::from_info(&info);
         let previous = old.as_ref().filter(|o| o.polled_at > 0).map(|o| &o.health);
         let changes = health_changes(previous, &health);
+        // A rating Meta stops reporting (UNKNOWN) is not a drop.
+        let score = quality_score(&health.quality);
+        let quality_dropped =
+            previous.is_some_and(|p| score > 0 && score < quality_score(&p.quality));
         let paused = health.pauses_marketing(&self.config.pause_on);
         let state = NumberState {
             health: health.clone(),
@@ -187,10 +198,12 @@ where
             self.report(pn, home, &health, &changes, paused, now_ms)
                 .await;
         }
-        NumberResult::Polled {
+        let result = NumberResult::Polled {
             changes: changes.len(),
             marketing_paused: paused,
-        }
+            quality_dropped,
+        };
+        (result, Some(health))
     }
 
     /// The number's node from the Graph API; a rate limit (4, 80007) stores a back-off.
@@ -272,6 +285,86 @@ where
             marketing_paused = paused,
             "number health changed"
         );
+    }
+}
+
+impl PollReport {
+    /// The run's EMF documents: per number its quality, messaging limit, throughput cap and
+    /// share, and marketing pause (dimension `PhoneNumberId`, the business's own number); per
+    /// run the numbers paused, the quality drops, and the numbers not polled by reason.
+    pub fn metrics(&self, now_ms: i64) -> Vec<serde_json::Value> {
+        use whatsapp_core::metrics::{catalog as c, document};
+        let total_mps: f64 = self.health.values().map(|h| f64::from(h.mps())).sum();
+        let mut docs = Vec::new();
+        for (pn, h) in &self.health {
+            let paused = matches!(
+                self.numbers.get(pn),
+                Some(NumberResult::Polled {
+                    marketing_paused: true,
+                    ..
+                })
+            );
+            let mut values = vec![
+                (c::QUALITY_SCORE, f64::from(quality_score(&h.quality))),
+                (c::THROUGHPUT_MPS, f64::from(h.mps())),
+                (c::THROUGHPUT_SHARE, f64::from(h.mps()) / total_mps),
+                (c::MARKETING_PAUSED, if paused { 1.0 } else { 0.0 }),
+            ];
+            if let Some(limit) = h.messaging_tier().unique_user_limit() {
+                values.push((c::MESSAGING_LIMIT, f64::from(limit)));
+            }
+            docs.push(document(&[("PhoneNumberId", pn)], &values, now_ms));
+        }
+        let (mut paused, mut drops) = (0usize, 0usize);
+        let mut failures: BTreeMap<&str, usize> = BTreeMap::new();
+        for result in self.numbers.values() {
+            match result {
+                NumberResult::Polled {
+                    marketing_paused,
+                    quality_dropped,
+                    ..
+                } => {
+                    paused += usize::from(*marketing_paused);
+                    drops += usize::from(*quality_dropped);
+                }
+                NumberResult::BackingOff { .. } => {}
+                NumberResult::RateLimited { .. } => {
+                    *failures.entry("rate_limited").or_default() += 1
+                }
+                NumberResult::Failed { reason } => {
+                    *failures.entry(failure_label(reason)).or_default() += 1;
+                }
+            }
+        }
+        if !self.numbers.is_empty() {
+            docs.push(document(
+                &[],
+                &[
+                    (c::NUMBERS_MARKETING_PAUSED, paused as f64),
+                    (c::QUALITY_DROPS, drops as f64),
+                ],
+                now_ms,
+            ));
+        }
+        for (reason, n) in failures {
+            docs.push(document(
+                &[("Reason", reason)],
+                &[(c::POLL_FAILURES, n as f64)],
+                now_ms,
+            ));
+        }
+        docs
+    }
+}
+
+/// A fixed label for a failure's free-text reason (the metric's dimension).
+fn failure_label(reason: &str) -> &'static str {
+    if reason == "secret_unavailable" {
+        "secret_unavailable"
+    } else if reason.starts_with("graph error") {
+        "graph_error"
+    } else {
+        "store_error"
     }
 }
 

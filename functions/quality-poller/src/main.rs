@@ -63,6 +63,7 @@ async fn main() -> Result<(), Error> {
         move |_event: LambdaEvent<serde_json::Value>| async move {
             let now_ms = SystemClock.now_ms();
             let report: PollReport = poller.run(now_ms).await;
+            whatsapp_core::metrics::emit(&report.metrics(now_ms));
             tracing::info!(numbers = report.numbers.len(), "poll finished");
             Ok::<_, Error>(report)
         },

@@ -121,9 +121,9 @@ impl<P: SenderPorts> Sender<P> {
 /// contract) and `Failures` (Meta or transport errors) by reason.
 pub fn outcome_metrics(outcomes: &[String], now_ms: i64) -> Vec<serde_json::Value> {
     use std::collections::BTreeMap;
-    use whatsapp_core::metrics::{Unit, document};
+    use whatsapp_core::metrics::{Metric, catalog, document};
     let mut sends = 0usize;
-    let mut by_reason: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+    let mut by_reason: BTreeMap<(&'static str, String), (Metric, usize)> = BTreeMap::new();
     for body in outcomes {
         let Ok(o) = serde_json::from_str::<serde_json::Value>(body) else {
             continue;
@@ -131,25 +131,29 @@ pub fn outcome_metrics(outcomes: &[String], now_ms: i64) -> Vec<serde_json::Valu
         let reason = o["reason"].as_str().unwrap_or("unknown").to_owned();
         match o["outcome"].as_str() {
             Some("accepted") => sends += 1,
-            Some("rejected") => *by_reason.entry(("Rejects", reason)).or_default() += 1,
-            Some(_) => *by_reason.entry(("Failures", reason)).or_default() += 1,
+            Some("rejected") => {
+                by_reason
+                    .entry(("Rejects", reason))
+                    .or_insert((catalog::REJECTS, 0))
+                    .1 += 1;
+            }
+            Some(_) => {
+                by_reason
+                    .entry(("Failures", reason))
+                    .or_insert((catalog::FAILURES, 0))
+                    .1 += 1;
+            }
             None => {}
         }
     }
     let mut docs = Vec::new();
     if sends > 0 {
-        docs.push(document(
-            "sender",
-            &[],
-            &[("Sends", Unit::Count, sends as f64)],
-            now_ms,
-        ));
+        docs.push(document(&[], &[(catalog::SENDS, sends as f64)], now_ms));
     }
-    for ((metric, reason), n) in by_reason {
+    for ((_, reason), (metric, n)) in by_reason {
         docs.push(document(
-            "sender",
             &[("Reason", reason.as_str())],
-            &[(metric, Unit::Count, n as f64)],
+            &[(metric, n as f64)],
             now_ms,
         ));
     }

@@ -141,6 +141,9 @@ impl<P: SenderPorts> Sender<P> {
         let now_ms = clock.now_ms();
         let c = e.classification();
         let error = outcome_error(e);
+        if let Some(doc) = throttle_metric(c.code, now_ms) {
+            whatsapp_core::metrics::emit(&[doc]);
+        }
         if c.alert {
             tracing::error!(alert = true, code = c.code, action = ?c.action, "Graph API error needs an operator");
         }
@@ -298,6 +301,21 @@ fn backoff_ms(
     .min(48 * 3_600_000)
 }
 
+/// `GraphThrottled` for Meta's rate limits that an alarm watches (130429: the number's
+/// throughput; 131056: too many messages to one recipient), by code.
+pub(crate) fn throttle_metric(code: i64, now_ms: i64) -> Option<serde_json::Value> {
+    let reason = match code {
+        130429 => "130429",
+        131056 => "131056",
+        _ => return None,
+    };
+    Some(whatsapp_core::metrics::document(
+        &[("Reason", reason)],
+        &[(whatsapp_core::metrics::catalog::GRAPH_THROTTLED, 1.0)],
+        now_ms,
+    ))
+}
+
 fn outcome_error(e: &GraphCallError) -> OutcomeError {
     let class = match e.classification().class {
         ErrorClass::Retry => "retry",
@@ -350,5 +368,17 @@ mod tests {
             backoff_ms(ErrorClass::Retry, ErrorAction::None, 30, s(3_600)),
             48 * 3_600_000
         );
+    }
+
+    #[test]
+    fn the_two_rate_limits_the_alarms_watch_are_counted_by_code() {
+        for code in ["130429", "131056"] {
+            let doc = throttle_metric(code.parse().unwrap(), 1).unwrap();
+            assert_eq!(doc["Function"], "sender");
+            assert_eq!(doc["Reason"], code);
+            assert_eq!(doc["GraphThrottled"], 1.0);
+        }
+        assert!(throttle_metric(131047, 1).is_none());
+        assert!(throttle_metric(80007, 1).is_none());
     }
 }

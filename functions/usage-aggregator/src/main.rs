@@ -5,7 +5,7 @@
 //! one with a longer lookback catches statuses Meta retried for days.
 
 use finance::period::Period;
-use finance::refresh::{refresh, today};
+use finance::refresh::{refresh, today, usage_metrics};
 use finance::store::{PricedIndex, UsageTable};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde::Deserialize;
@@ -48,6 +48,7 @@ async fn main() -> Result<(), Error> {
             let period =
                 Period::ending(today(now), input.lookback_days.unwrap_or(default_lookback));
             let stats = refresh(index, usage, numbers, period, now).await?;
+            whatsapp_core::metrics::emit(&usage_metrics(&stats));
             tracing::info!(
                 period = %period,
                 numbers = numbers.len(),

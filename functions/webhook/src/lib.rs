@@ -14,8 +14,9 @@ use std::collections::HashMap;
 
 use futures_util::future::join_all;
 use tracing::{debug, error, info, warn};
+use whatsapp_core::foreign::ForeignKind;
 use whatsapp_core::ingest::{self, IngestConfig, IngestPorts, Outcome, single_item_envelope};
-use whatsapp_core::metrics::Unit;
+use whatsapp_core::metrics::catalog;
 use whatsapp_core::ports::{MessageQueue, Quarantine, SecretSource};
 use whatsapp_core::signature::{self, SignatureError};
 use whatsapp_core::webhook::{Envelope, Item, ItemContext};
@@ -93,11 +94,13 @@ pub struct Tally {
     pub window_hits: usize,
     /// Refused because the app secret is empty, a placeholder or too short (fail closed).
     pub not_configured: bool,
+    /// Kept in the quarantine bucket: a signed body that is not JSON, or malformed values.
+    pub quarantined: usize,
 }
 
 /// Counted on every request refused because a secret is not set: the template's alarm watches
 /// it.
-pub const NOT_CONFIGURED_METRIC: &str = "WebhookNotConfigured";
+pub const NOT_CONFIGURED_METRIC: &str = catalog::WEBHOOK_NOT_CONFIGURED.name;
 
 impl Tally {
     /// The POST's EMF document. Logs are most of what a webhook costs beyond its invocation,
@@ -107,16 +110,19 @@ impl Tally {
     pub fn metrics(&self, latency_ms: f64, now_ms: i64) -> serde_json::Value {
         let latency = (latency_ms * 1000.0).round() / 1000.0;
         let mut metrics = vec![
-            ("WebhookLatency", Unit::Milliseconds, latency),
-            ("WebhookItems", Unit::Count, self.items as f64),
+            (catalog::WEBHOOK_LATENCY, latency),
+            (catalog::WEBHOOK_ITEMS, self.items as f64),
         ];
         if self.inbound > 0 {
-            metrics.push(("WindowHits", Unit::Count, self.window_hits as f64));
+            metrics.push((catalog::WINDOW_HITS, self.window_hits as f64));
         }
         if self.not_configured {
-            metrics.push((NOT_CONFIGURED_METRIC, Unit::Count, 1.0));
+            metrics.push((catalog::WEBHOOK_NOT_CONFIGURED, 1.0));
         }
-        whatsapp_core::metrics::document("webhook", &[], &metrics, now_ms)
+        if self.quarantined > 0 {
+            metrics.push((catalog::WEBHOOK_QUARANTINED, self.quarantined as f64));
+        }
+        whatsapp_core::metrics::document(&[], &metrics, now_ms)
     }
 }
 
@@ -153,9 +159,8 @@ where
         if let Err(weak) = signature::usable_secret(&secrets.verify_token) {
             error!(alert = true, reason = %weak, "verify token not set; refusing the verification handshake");
             let doc = whatsapp_core::metrics::document(
-                "webhook",
                 &[],
-                &[(NOT_CONFIGURED_METRIC, Unit::Count, 1.0)],
+                &[(catalog::WEBHOOK_NOT_CONFIGURED, 1.0)],
                 now_ms,
             );
             whatsapp_core::metrics::emit(&[doc]);
@@ -243,6 +248,7 @@ where
             return Err(
                 match self.ports.quarantine().keep(body, "invalid-json").await {
                     Ok(location) => {
+                        tally.quarantined += 1;
                         warn!(bytes = body.len(), %location, "unparsable webhook quarantined");
                         Response::text(200, "ok")
                     }
@@ -285,6 +291,9 @@ where
                     Ok(Outcome::InFlight) => failed.push((ctx, item)),
                     Ok(Outcome::Published(kind)) => {
                         tally.published += 1;
+                        if kind == ForeignKind::Malformed.label() {
+                            tally.quarantined += 1;
+                        }
                         info!(kind, field = item_field(&item), "item published for others");
                     }
                     Err(e) => {

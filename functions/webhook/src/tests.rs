@@ -153,6 +153,24 @@ async fn signed_invalid_json_is_acknowledged_and_quarantined() {
 }
 
 #[tokio::test]
+async fn quarantined_bodies_and_values_are_counted_for_the_alarm() {
+    let w = webhook();
+    let (_, tally) = signed(&w, b"not json").await;
+    assert_eq!(tally.quarantined, 1);
+    assert_eq!(tally.metrics(1.0, NOW_MS)["EventsQuarantined"], 1.0);
+    let (resp, tally) = signed(&w, &fixture("malformed-known-field.json")).await;
+    assert_eq!((resp.status, tally.quarantined), (200, 1));
+    assert_eq!(tally.metrics(1.0, NOW_MS)["EventsQuarantined"], 1.0);
+    let (_, clean) = signed(&w, &fixture("inbound-text.json")).await;
+    assert!(
+        clean
+            .metrics(1.0, NOW_MS)
+            .get("EventsQuarantined")
+            .is_none()
+    );
+}
+
+#[tokio::test]
 async fn an_inbound_message_opens_the_window_and_reaches_the_bots_once() {
     let w = webhook();
     let body = fixture("inbound-text.json");

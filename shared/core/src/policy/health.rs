@@ -60,6 +60,17 @@ impl NumberHealth {
     }
 }
 
+/// A quality rating as a number, higher is better: 3 GREEN (high), 2 YELLOW (medium), 1 RED
+/// (low), 0 anything else (UNKNOWN, NA). The `QualityScore` metric, and how a drop is told.
+pub fn quality_score(quality: &str) -> u8 {
+    match quality.to_ascii_uppercase().as_str() {
+        "GREEN" | "HIGH" => 3,
+        "YELLOW" | "MEDIUM" => 2,
+        "RED" | "LOW" => 1,
+        _ => 0,
+    }
+}
+
 /// One field that changed between two polls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthChange {
