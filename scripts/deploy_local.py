@@ -171,8 +171,40 @@ def main() -> int:
         if group not in stack_groups:
             print(f"function {logical} logs to {group!r}, not to a log group of the stack", file=sys.stderr)
             return 1
+    problem = check_dashboard(stack, physical)
+    if problem:
+        print(f"dashboard: {problem}", file=sys.stderr)
+        return 1
     print(json.dumps(outputs, indent=2, sort_keys=True))
     return 0
+
+
+def check_dashboard(stack, physical):
+    """The stack's dashboard exists under the stack's name, its body is JSON with every !Sub
+    reference resolved, and it plots the stack's own dead-letter queues and functions."""
+    cw = boto3.client("cloudwatch")
+    try:
+        body = cw.get_dashboard(DashboardName=stack)["DashboardBody"]
+    except cw.exceptions.ClientError as e:
+        return f"not deployed as {stack!r}: {e}"
+    if "${" in body:
+        return "a !Sub reference was left unresolved"
+    widgets = json.loads(body)["widgets"]
+    values = {
+        part
+        for w in widgets
+        for line in w["properties"]["metrics"]
+        for part in line
+        if isinstance(part, str)
+    }
+    for logical in ("SendDLQ", "InboundDLQ", "EventsDLQ", "MediaDLQ", "OutcomesDLQ"):
+        name = physical[logical].rsplit("/", 1)[-1]
+        if name not in values:
+            return f"{logical} ({name}) is not plotted"
+    for logical in ("WebhookFunction", "SenderFunction", "QualityPollerFunction"):
+        if physical[logical] not in values:
+            return f"{logical} ({physical[logical]}) is not plotted"
+    return None
 
 
 if __name__ == "__main__":

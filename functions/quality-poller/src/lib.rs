@@ -361,6 +361,8 @@ impl PollReport {
 fn failure_label(reason: &str) -> &'static str {
     if reason == "secret_unavailable" {
         "secret_unavailable"
+    } else if reason == "graph error 190" {
+        "access_token_invalid"
     } else if reason.starts_with("graph error") {
         "graph_error"
     } else {
@@ -372,5 +374,61 @@ fn graph_code(e: &GraphCallError) -> i64 {
     match e {
         GraphCallError::Api { body, .. } => body.code,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_not_polled_are_counted_by_a_fixed_reason() {
+        let mut report = PollReport::default();
+        for (pn, result) in [
+            (
+                "1",
+                NumberResult::Failed {
+                    reason: "graph error 190".into(),
+                },
+            ),
+            (
+                "2",
+                NumberResult::Failed {
+                    reason: "graph error 131000".into(),
+                },
+            ),
+            (
+                "3",
+                NumberResult::RateLimited {
+                    until: 9,
+                    code: 80007,
+                },
+            ),
+            (
+                "4",
+                NumberResult::Failed {
+                    reason: "dynamodb: throttled".into(),
+                },
+            ),
+            ("5", NumberResult::BackingOff { until: 9 }),
+        ] {
+            report.numbers.insert(pn.into(), result);
+        }
+        let docs = report.metrics(1);
+        let failures = |reason: &str| {
+            docs.iter()
+                .find(|d| d["Reason"] == reason)
+                .and_then(|d| d["PollFailures"].as_f64())
+        };
+        assert_eq!(failures("access_token_invalid"), Some(1.0));
+        assert_eq!(failures("graph_error"), Some(1.0));
+        assert_eq!(failures("rate_limited"), Some(1.0));
+        assert_eq!(failures("store_error"), Some(1.0));
+        let run = docs
+            .iter()
+            .find(|d| d.get("QualityDrops").is_some())
+            .unwrap();
+        assert_eq!(run["NumbersMarketingPaused"], 0.0);
+        assert!(docs.iter().all(|d| d.get("PhoneNumberId").is_none()));
     }
 }

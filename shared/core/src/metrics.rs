@@ -180,7 +180,7 @@ pub mod catalog {
         "quality-poller",
         &["Reason"],
         Unit::Count,
-        "numbers a run could not poll (rate_limited, graph_error, store_error, secret_unavailable)",
+        "numbers a run could not poll (rate_limited, access_token_invalid, graph_error, store_error, secret_unavailable)",
     );
     pub const USAGE_MESSAGES: Metric = m(
         "UsageMessages",
