@@ -11,7 +11,9 @@
 //! - [`store`]: the DynamoDB tables (usage, rate card) and the messages table's usage index.
 //! - [`refresh`]: recomputes days of usage from the messages table, as absolute values.
 //! - [`tiers`]: the accounts' volume-based pricing tiers, as Meta reports them.
+//! - [`cli`]: the `usage` command line, also `wactl usage`.
 
+pub mod cli;
 pub mod counting;
 pub mod country;
 pub mod period;
