@@ -231,3 +231,16 @@ fn wactl_usage_is_finance_s_command_line() {
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.starts_with("usage: "), "{}", missing.stderr);
 }
+
+#[test]
+fn the_record_commands_name_the_setting_they_miss() {
+    for (args, setting) in [
+        (&["job", "106540352242922", "order-1"][..], "DEDUPE_TABLE"),
+        (&["numbers"][..], "PHONE_NUMBERS"),
+        (&["templates", "list"][..], "TEMPLATES_TABLE"),
+    ] {
+        let run = wactl(&[(setting, "")], args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("{setting} is not set")), "{}", run.stderr);
+    }
+}

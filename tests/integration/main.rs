@@ -22,4 +22,5 @@ mod sender;
 mod sessions;
 mod templates;
 mod usage;
+mod wactl;
 mod webhook;

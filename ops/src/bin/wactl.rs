@@ -5,22 +5,29 @@
 //! wactl dlq list    QUEUE [--max N] [--format table|json]
 //! wactl dlq show    QUEUE MESSAGE_ID [--format table|json]
 //! wactl dlq redrive QUEUE (--reason R ... | --all) [--to QUEUE] [--max N]
+//! wactl job       PHONE_NUMBER_ID IDEMPOTENCY_KEY [--format table|json]
+//! wactl numbers   [--format table|json]
+//! wactl templates list [--waba ID] [--format table|json]
+//! wactl templates show WABA NAME LANGUAGE [--format table|json]
 //! wactl usage ...   (finance's `usage` command line: report, reconcile, refresh, rates, tiers)
 //! ```
 //!
-//! QUEUE is a queue name or URL. Exit status: 0 done, 1 error, 2 `dlq show` found no such
-//! message; `usage` keeps its own (0, 1, 2 differences, 3 cost incomplete).
+//! QUEUE is a queue name or URL. Tables come from the environment, as the functions':
+//! `DEDUPE_TABLE` and `MESSAGES_TABLE` (job), `SEND_CONTROL_TABLE` and `PHONE_NUMBERS`
+//! (numbers), `TEMPLATES_TABLE` (templates). Exit status: 0 done, 1 error, 2 a usage error or
+//! nothing found (`dlq show`, `job`, `templates show`); `usage` keeps its own (0, 1, 2
+//! differences, 3 cost incomplete).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ops::dlq;
+use ops::{dlq, records};
 
 #[derive(Parser)]
 #[command(
     name = "wactl",
     version,
-    about = "Operate the WhatsApp middleware: dead-letter queues, usage"
+    about = "Operate the WhatsApp middleware: jobs, dead-letter queues, numbers, templates, usage"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +41,24 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// One send job: its idempotency record, verdict, reason, checkpoint, wamid and message
+    /// (status, pricing).
+    Job {
+        phone_number_id: String,
+        idempotency_key: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Each configured number's health, tier, cap, marketing pause and history of changes.
+    Numbers {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The templates as the middleware knows them (submitted, synced, status and quality).
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
     /// Usage, cost and reconciliation for finance (the `usage` command line).
     Usage {
         #[command(subcommand)]
@@ -45,6 +70,25 @@ enum Command {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Every template, or one account's.
+    List {
+        #[arg(long)]
+        waba: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One template.
+    Show {
+        waba: String,
+        name: String,
+        language: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,22 +131,113 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Usage { command } => finance::cli::main(command).await,
-        Command::Dlq { command } => match run_dlq(command).await {
-            Ok(code) => code,
-            Err(e) => {
-                // The SDK's own Display says only "service error": print the whole chain.
-                let mut message = e.to_string();
-                let mut source = e.source();
-                while let Some(s) = source {
-                    message.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                eprintln!("wactl: {message}");
-                ExitCode::FAILURE
+    let result = match Cli::parse().command {
+        Command::Usage { command } => return finance::cli::main(command).await,
+        Command::Dlq { command } => run_dlq(command).await,
+        other => run_records(other).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // The SDK's own Display says only "service error": print the whole chain.
+            let mut message = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
             }
-        },
+            eprintln!("wactl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(name: &str) -> Result<String, dlq::Error> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("{name} is not set (the stack's outputs name the tables)").into()),
+    }
+}
+
+/// Prints one record, or says it was not found (exit 2).
+fn show(found: Option<serde_json::Value>, format: Format, what: &str) -> ExitCode {
+    match found {
+        None => {
+            eprintln!("wactl: no {what}");
+            ExitCode::from(2)
+        }
+        Some(v) => {
+            match format {
+                Format::Json => println!("{v}"),
+                Format::Table => print!("{}", records::lines(&v)),
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn show_all(rows: &[serde_json::Value], format: Format) {
+    match format {
+        Format::Json => println!("{}", serde_json::Value::from(rows.to_vec())),
+        Format::Table => {
+            for r in rows {
+                println!("{}", records::lines(r));
+            }
+        }
+    }
+}
+
+async fn run_records(command: Command) -> Result<ExitCode, dlq::Error> {
+    let ddb = aws_sdk_dynamodb::Client::new(&whatsapp_aws::aws_sdk_config().await);
+    match command {
+        Command::Job {
+            phone_number_id,
+            idempotency_key,
+            format,
+        } => {
+            let (dedupe, messages) = (env("DEDUPE_TABLE")?, env("MESSAGES_TABLE")?);
+            let tables = records::JobTables {
+                dedupe: &dedupe,
+                messages: &messages,
+            };
+            let found = records::job(&ddb, &tables, &phone_number_id, &idempotency_key).await?;
+            Ok(show(
+                found,
+                format,
+                "job with that key (never received, or expired)",
+            ))
+        }
+        Command::Numbers { format } => {
+            let numbers: Vec<String> =
+                whatsapp_core::config::parse_numbers(&env("PHONE_NUMBERS")?)?
+                    .into_keys()
+                    .collect();
+            let mut numbers = numbers;
+            numbers.sort();
+            let rows = records::numbers(&ddb, &env("SEND_CONTROL_TABLE")?, &numbers).await?;
+            show_all(&rows, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Templates { command } => {
+            let table = env("TEMPLATES_TABLE")?;
+            match command {
+                TemplatesCommand::List { waba, format } => {
+                    let rows = records::templates(&ddb, &table, waba.as_deref()).await?;
+                    show_all(&rows, format);
+                    Ok(ExitCode::SUCCESS)
+                }
+                TemplatesCommand::Show {
+                    waba,
+                    name,
+                    language,
+                    format,
+                } => {
+                    let found = records::template(&ddb, &table, &waba, &name, &language).await?;
+                    Ok(show(found, format, "such template"))
+                }
+            }
+        }
+        Command::Dlq { .. } | Command::Usage { .. } => unreachable!("dispatched in main"),
     }
 }
 
