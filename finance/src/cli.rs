@@ -10,6 +10,7 @@
 //! usage rates list [--format ...]
 //! usage rates currency WABA CODE
 //! usage rates currencies
+//! usage chart   --period 2026-11 --out usage.svg [--measure messages|charged] [--waba ID]
 //! usage tiers [--waba ID] [--format ...]
 //! ```
 //!
@@ -54,6 +55,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RatesCommand,
     },
+    /// A chart of usage per category per day, written as SVG.
+    Chart(ChartArgs),
     /// The accounts' volume-based pricing tiers, as Meta reported them.
     Tiers {
         /// Only this business account.
@@ -99,6 +102,22 @@ pub struct ReconcileArgs {
 }
 
 #[derive(Args)]
+pub struct ChartArgs {
+    /// YYYY-MM, YYYY-MM-DD or FROM..TO (inclusive UTC days).
+    #[arg(long)]
+    period: Period,
+    /// What the bars count.
+    #[arg(long, value_enum, default_value = "messages")]
+    measure: crate::chart::Measure,
+    /// Only this business account.
+    #[arg(long)]
+    waba: Option<String>,
+    /// The SVG file to write (`-`: standard output).
+    #[arg(long)]
+    out: String,
+}
+
+#[derive(Args)]
 pub struct RefreshArgs {
     #[arg(long)]
     period: Period,
@@ -136,6 +155,31 @@ pub async fn main(command: Command) -> ExitCode {
 }
 
 type Error = Box<dyn std::error::Error>;
+
+/// A one-line progress bar on stderr for long runs (refresh, redrive), redrawn in place, and
+/// only on a terminal: scripts and logs get the result line alone.
+pub fn progress_bar(label: &str) -> impl FnMut(usize, usize) + use<> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let label = label.to_owned();
+    move |done, total| {
+        if !tty || total == 0 {
+            return;
+        }
+        let width = 30;
+        let filled = done.min(total) * width / total;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{label} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        if done >= total {
+            let _ = writeln!(err);
+        }
+    }
+}
 
 fn required(name: &'static str) -> Result<String, Error> {
     Ok(ProcessEnv.required(name)?)
@@ -239,7 +283,15 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             };
             let index = PricedIndex::new(ddb.clone(), required("MESSAGES_TABLE")?);
             let usage = UsageTable::new(ddb, required("USAGE_TABLE")?);
-            let s = crate::refresh::refresh(&index, &usage, &numbers, a.period, now()).await?;
+            let s = crate::refresh::refresh_with(
+                &index,
+                &usage,
+                &numbers,
+                a.period,
+                now(),
+                progress_bar("refresh"),
+            )
+            .await?;
             println!(
                 "refreshed {} day(s) and {} month(s) of {} number(s): {} priced messages, {} counters written, {} removed",
                 s.days,
@@ -254,6 +306,28 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                     "{} day(s) are older than the messages' retention: their counters were only raised, never lowered or removed",
                     s.days_kept
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chart(a) => {
+            let usage = UsageTable::new(ddb, required("USAGE_TABLE")?);
+            let rows: Vec<_> = usage
+                .days(&a.period)
+                .await?
+                .into_iter()
+                .filter(|r| a.waba.as_ref().is_none_or(|w| &r.key.waba_id == w))
+                .collect();
+            let totals = crate::chart::totals(&rows, &a.period, a.measure);
+            let title = match &a.waba {
+                Some(w) => format!("WhatsApp usage {}, account {w}", a.period),
+                None => format!("WhatsApp usage {}", a.period),
+            };
+            let svg = crate::chart::svg(&totals, &title, a.measure);
+            if a.out == "-" {
+                print!("{svg}");
+            } else {
+                std::fs::write(&a.out, svg)?;
+                eprintln!("wrote {} ({} day(s))", a.out, totals.len());
             }
             Ok(ExitCode::SUCCESS)
         }

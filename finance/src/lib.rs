@@ -11,8 +11,10 @@
 //! - [`store`]: the DynamoDB tables (usage, rate card) and the messages table's usage index.
 //! - [`refresh`]: recomputes days of usage from the messages table, as absolute values.
 //! - [`tiers`]: the accounts' volume-based pricing tiers, as Meta reports them.
+//! - [`chart`]: usage per category per day as an SVG chart (`usage chart`).
 //! - [`cli`]: the `usage` command line, also `wactl usage`.
 
+pub mod chart;
 pub mod cli;
 pub mod counting;
 pub mod country;

@@ -35,6 +35,19 @@ pub async fn refresh(
     period: Period,
     now: i64,
 ) -> Result<RefreshStats, StoreError> {
+    refresh_with(index, usage, numbers, period, now, |_, _| {}).await
+}
+
+/// [`refresh`], calling `progress(done, total)` after each day and month.
+pub async fn refresh_with(
+    index: &PricedIndex,
+    usage: &UsageTable,
+    numbers: &[String],
+    period: Period,
+    now: i64,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<RefreshStats, StoreError> {
+    let total = period.days().count() + period.months().len();
     let mut stats = RefreshStats::default();
     let refreshed: HashSet<&str> = numbers.iter().map(String::as_str).collect();
     // A CBP conversation counts on the first day it was priced: remember the day before's.
@@ -72,6 +85,7 @@ pub async fn refresh(
         stats.rows_deleted += d;
         stats.days += 1;
         stats.days_kept += usize::from(lossy);
+        progress(stats.days, total);
     }
     for month in period.months() {
         let whole = Period {
@@ -93,6 +107,7 @@ pub async fn refresh(
         stats.rows_written += w;
         stats.rows_deleted += d;
         stats.months += 1;
+        progress(stats.days + stats.months, total);
     }
     Ok(stats)
 }

@@ -169,6 +169,55 @@ IN,authentication_international,USD,0.0280,2025-07-01
         ("RATE_CARD_TABLE", rates_table.as_str()),
     ];
 
+    // The chart: one stacked bar a day, a segment per category with its total.
+    let svg_path = dir.join("usage.svg");
+    let r = usage(
+        &env,
+        &[
+            "chart",
+            "--period",
+            "2026-11-14..2026-11-15",
+            "--out",
+            svg_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    for (day, category, value) in [
+        ("2026-11-14", "marketing", 1200),
+        ("2026-11-14", "utility", 1250),
+        ("2026-11-14", "service", 3100),
+        ("2026-11-15", "marketing", 1300),
+        ("2026-11-15", "authentication_international", 40),
+    ] {
+        let segment =
+            format!(r#"data-day="{day}" data-category="{category}" data-value="{value}""#);
+        assert!(svg.contains(&segment), "{segment} in {svg}");
+    }
+    let r = usage(
+        &env,
+        &[
+            "chart",
+            "--period",
+            "2026-11-14",
+            "--measure",
+            "charged",
+            "--out",
+            "-",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains(r#"data-category="utility" data-value="800""#),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains(r#"data-category="service""#),
+        "nothing charged for service"
+    );
+
     let r = usage(&env, &["rates", "import", card.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(

@@ -12,7 +12,6 @@
 //! idempotency record makes a job redriven twice one send.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
@@ -231,30 +230,6 @@ pub async fn redrive(
         progress(done.moved, chosen.len());
     }
     Ok(done)
-}
-
-/// A one-line progress bar on stderr, redrawn in place (only on a terminal).
-pub fn progress_bar(label: &str) -> impl FnMut(usize, usize) {
-    use std::io::IsTerminal;
-    let tty = std::io::stderr().is_terminal();
-    let label = label.to_owned();
-    move |done, total| {
-        if !tty || total == 0 {
-            return;
-        }
-        let width = 30;
-        let filled = done * width / total;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{label} [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            ".".repeat(width - filled)
-        );
-        if done == total {
-            let _ = writeln!(err);
-        }
-    }
 }
 
 /// The table `dlq list` prints.

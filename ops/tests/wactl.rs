@@ -241,6 +241,10 @@ fn the_record_commands_name_the_setting_they_miss() {
     ] {
         let run = wactl(&[(setting, "")], args);
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
-        assert!(run.stderr.contains(&format!("{setting} is not set")), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("{setting} is not set")),
+            "{}",
+            run.stderr
+        );
     }
 }

@@ -318,7 +318,7 @@ async fn run_dlq(command: DlqCommand) -> Result<ExitCode, dlq::Error> {
                 &target,
                 letters,
                 reasons.as_deref(),
-                dlq::progress_bar("redrive"),
+                finance::cli::progress_bar("redrive"),
             )
             .await?;
             println!("{}", serde_json::to_string(&done)?);
