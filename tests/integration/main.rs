@@ -7,6 +7,7 @@
 mod support;
 
 mod actions;
+mod apps;
 mod budget;
 mod cloud_api_2026;
 mod dedupe;

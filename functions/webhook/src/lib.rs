@@ -79,7 +79,7 @@ pub struct Webhook<P, S, E> {
 }
 
 /// What one POST did, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
     pub items: usize,
     pub applied: usize,
@@ -96,6 +96,8 @@ pub struct Tally {
     pub not_configured: bool,
     /// Kept in the quarantine bucket: a signed body that is not JSON, or malformed values.
     pub quarantined: usize,
+    /// The configured app whose secret signed the body (`default`, or a name from `apps`).
+    pub signed_by: Option<String>,
 }
 
 /// Counted on every request refused because a secret is not set: the template's alarm watches
@@ -227,21 +229,36 @@ where
             error!(error = %e, "secret unavailable");
             Response::text(500, "unavailable")
         })?;
-        // HMAC takes any key: with the template's placeholder anyone could sign. Fail closed;
-        // Meta retries 5xx for days, so nothing is lost once the secret is set.
-        if let Err(weak) = signature::usable_secret(&secrets.app_secret) {
-            error!(alert = true, reason = %weak, "app secret not set; refusing every webhook");
+        // HMAC takes any key: with the template's placeholder anyone could sign. An unusable
+        // secret is never tried; with none usable, fail closed (Meta retries 5xx for days, so
+        // nothing is lost once a secret is set).
+        let apps: Vec<(&str, &[u8])> = secrets
+            .app_secrets()
+            .filter(|(app, secret)| match signature::usable_secret(secret) {
+                Ok(()) => true,
+                Err(weak) => {
+                    error!(alert = true, app, reason = %weak, "app secret not usable; not tried");
+                    false
+                }
+            })
+            .map(|(app, secret)| (app, secret.as_bytes()))
+            .collect();
+        if apps.is_empty() {
+            error!(alert = true, "no app secret set; refusing every webhook");
             tally.not_configured = true;
             return Err(Response::text(503, "not configured"));
         }
-        if let Err(e) = signature::verify(secrets.app_secret.as_bytes(), body, sig) {
-            let kind = match e {
-                SignatureError::Missing => "missing",
-                SignatureError::Malformed => "malformed",
-                SignatureError::Mismatch => "mismatch",
-            };
-            warn!(kind, "signature refused");
-            return Err(Response::text(401, "invalid signature"));
+        match signature::verify_any(&apps, body, sig) {
+            Ok(app) => tally.signed_by = Some(app.to_owned()),
+            Err(e) => {
+                let kind = match e {
+                    SignatureError::Missing => "missing",
+                    SignatureError::Malformed => "malformed",
+                    SignatureError::Mismatch => "mismatch",
+                };
+                warn!(kind, apps = apps.len(), "signature refused");
+                return Err(Response::text(401, "invalid signature"));
+            }
         }
         let Ok(envelope) = Envelope::from_slice(body) else {
             // Signed by Meta but unreadable: keep it and stop Meta retrying.
@@ -338,6 +355,7 @@ where
 fn log_tally(tally: &Tally) {
     if tally.duplicates + tally.published + tally.queued > 0 {
         info!(
+            app = tally.signed_by.as_deref(),
             items = tally.items,
             applied = tally.applied,
             duplicates = tally.duplicates,
@@ -347,6 +365,7 @@ fn log_tally(tally: &Tally) {
         );
     } else {
         debug!(
+            app = tally.signed_by.as_deref(),
             items = tally.items,
             applied = tally.applied,
             "webhook processed"

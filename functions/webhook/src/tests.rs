@@ -462,3 +462,69 @@ async fn a_message_stamped_in_the_far_future_opens_a_window_from_now() {
     let window = w.ports.sessions.window(&key).await.unwrap();
     assert_eq!(window.csw_expires_at(), Some(NOW_MS / 1000 + 300 + 86_400));
 }
+
+#[tokio::test]
+async fn a_body_signed_by_any_configured_app_is_accepted_and_the_app_is_known() {
+    use std::sync::Arc;
+    use whatsapp_core::ports::{AppSecret, Secrets};
+    let mut secrets = Secrets::single(SECRET, VERIFY, "access-token-secret");
+    secrets.apps = vec![
+        AppSecret {
+            name: "support-app".into(),
+            app_secret: "support-app-secret-0001".into(),
+        },
+        // A placeholder is never tried: anyone could sign with it.
+        AppSecret {
+            name: "unset".into(),
+            app_secret: "SET-ME".into(),
+        },
+    ];
+    let w = Webhook {
+        secrets: StaticSecrets(Arc::new(secrets)),
+        ..webhook()
+    };
+    let body = fixture("inbound-text.json");
+    let (resp, tally) = post(&w, &body, Some(&sign(b"support-app-secret-0001", &body))).await;
+    assert_eq!(
+        (resp.status, tally.signed_by.as_deref()),
+        (200, Some("support-app"))
+    );
+    let (resp, tally) = signed(&w, &body).await;
+    assert_eq!(
+        (resp.status, tally.signed_by.as_deref()),
+        (200, Some("default"))
+    );
+    let (resp, _) = post(&w, &body, Some(&sign(b"SET-ME", &body))).await;
+    assert_eq!(resp.status, 401);
+    let (resp, _) = post(&w, &body, Some(&sign(b"some-other-app-secret", &body))).await;
+    assert_eq!(resp.status, 401);
+}
+
+#[tokio::test]
+async fn apps_alone_configure_the_webhook_and_placeholders_alone_do_not() {
+    use std::sync::Arc;
+    use whatsapp_core::ports::{AppSecret, Secrets};
+    let app = |secret: &str| AppSecret {
+        name: "only".into(),
+        app_secret: secret.into(),
+    };
+    let mut secrets = Secrets::single("", VERIFY, "access-token-secret");
+    secrets.apps = vec![app("only-app-secret-00001")];
+    let w = Webhook {
+        secrets: StaticSecrets(Arc::new(secrets.clone())),
+        ..webhook()
+    };
+    let body = fixture("inbound-text.json");
+    let (resp, tally) = post(&w, &body, Some(&sign(b"only-app-secret-00001", &body))).await;
+    assert_eq!(
+        (resp.status, tally.signed_by.as_deref()),
+        (200, Some("only"))
+    );
+    secrets.apps = vec![app("SET-ME")];
+    let w = Webhook {
+        secrets: StaticSecrets(Arc::new(secrets)),
+        ..webhook()
+    };
+    let (resp, tally) = post(&w, &body, Some(&sign(b"SET-ME", &body))).await;
+    assert_eq!((resp.status, tally.not_configured), (503, true));
+}

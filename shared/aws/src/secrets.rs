@@ -104,11 +104,11 @@ mod tests {
     impl SecretFetcher for Counting {
         async fn fetch(&self) -> Result<Secrets, SecretError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            Ok(Secrets {
-                app_secret: format!("app-{n}"),
-                verify_token: "v".into(),
-                access_token: format!("tok-{n}"),
-            })
+            Ok(Secrets::single(
+                &format!("app-{n}"),
+                "v",
+                &format!("tok-{n}"),
+            ))
         }
     }
 
@@ -143,14 +143,17 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_a_secret() {
-        let s = Secrets {
-            app_secret: "APPSECRET".into(),
-            verify_token: "VERIFY".into(),
-            access_token: "TOKEN".into(),
-        };
+        let mut s = Secrets::single("APPSECRET", "VERIFY", "TOKEN");
+        s.apps.push(whatsapp_core::ports::AppSecret {
+            name: "second".into(),
+            app_secret: "SECONDSECRET".into(),
+        });
         let shown = format!("{s:?}");
         assert!(
-            !shown.contains("APPSECRET") && !shown.contains("VERIFY") && !shown.contains("TOKEN")
+            !shown.contains("APPSECRET")
+                && !shown.contains("SECONDSECRET")
+                && !shown.contains("VERIFY")
+                && !shown.contains("TOKEN")
         );
     }
 }

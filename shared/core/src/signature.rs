@@ -73,6 +73,27 @@ pub fn verify(app_secret: &[u8], body: &[u8], header: Option<&str>) -> Result<()
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// Verifies `header` against every secret of `apps` (name, secret) and answers which app
+/// signed `body`. Each secret is checked in constant time, and all of them always are: the
+/// time taken says how many apps there are, never which one matched.
+pub fn verify_any<'a>(
+    apps: &[(&'a str, &[u8])],
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<&'a str, SignatureError> {
+    let mut signer = None;
+    let mut error = SignatureError::Mismatch;
+    for (name, secret) in apps {
+        match verify(secret, body, header) {
+            Ok(()) => signer = signer.or(Some(*name)),
+            // Missing and malformed headers fail the same way for every secret.
+            Err(e @ (SignatureError::Missing | SignatureError::Malformed)) => error = e,
+            Err(SignatureError::Mismatch) => {}
+        }
+    }
+    signer.ok_or(error)
+}
+
 /// The header value Meta would send for `body`: `sha256=<lowercase hex>`.
 pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
     let mut mac = mac(app_secret);
@@ -99,6 +120,34 @@ pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_configured_app_may_sign_and_the_signer_is_named() {
+        let apps: [(&str, &[u8]); 2] = [
+            ("default", b"first-app-secret-0001"),
+            ("support", b"second-app-secret-002"),
+        ];
+        let body = br#"{"object":"whatsapp_business_account"}"#;
+        for (name, secret) in apps {
+            let header = sign(secret, body);
+            assert_eq!(verify_any(&apps, body, Some(&header)), Ok(name));
+        }
+        let stranger = sign(b"another-app-secret-03", body);
+        assert_eq!(
+            verify_any(&apps, body, Some(&stranger)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(verify_any(&apps, body, None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_any(&apps, body, Some("sha256=zz")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify_any(&[], body, Some(&stranger)),
+            Err(SignatureError::Mismatch),
+            "no app, no match"
+        );
+    }
 
     #[test]
     fn placeholders_and_short_secrets_are_not_usable() {

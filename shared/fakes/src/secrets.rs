@@ -10,11 +10,11 @@ pub struct StaticSecrets(pub Arc<Secrets>);
 
 impl StaticSecrets {
     pub fn new(app_secret: &str, verify_token: &str, access_token: &str) -> Self {
-        StaticSecrets(Arc::new(Secrets {
-            app_secret: app_secret.into(),
-            verify_token: verify_token.into(),
-            access_token: access_token.into(),
-        }))
+        StaticSecrets(Arc::new(Secrets::single(
+            app_secret,
+            verify_token,
+            access_token,
+        )))
     }
 }
 
