@@ -325,13 +325,22 @@ async fn failed_deliveries_are_retried_with_the_same_signed_body() {
         posts.windows(2).all(|w| w[0] == w[1]),
         "retries resend the same bytes and signature"
     );
-    let attempts: Vec<(u32, Option<u16>)> = h
-        .sim()
-        .deliveries()
-        .iter()
-        .map(|d| (d.attempt, d.status))
-        .collect();
-    assert_eq!(attempts, [(1, Some(500)), (2, Some(500)), (3, Some(200))]);
+    // The receiver saw the third POST before answering it; the simulator records the
+    // attempt once the answer is back: wait for that too.
+    let attempts = || -> Vec<(u32, Option<u16>)> {
+        h.sim()
+            .deliveries()
+            .iter()
+            .map(|d| (d.attempt, d.status))
+            .collect()
+    };
+    for _ in 0..500 {
+        if attempts().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(attempts(), [(1, Some(500)), (2, Some(500)), (3, Some(200))]);
 }
 
 #[tokio::test]
