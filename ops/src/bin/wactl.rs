@@ -208,11 +208,10 @@ async fn run_records(command: Command) -> Result<ExitCode, dlq::Error> {
             ))
         }
         Command::Numbers { format } => {
-            let numbers: Vec<String> =
+            let mut numbers: Vec<String> =
                 whatsapp_core::config::parse_numbers(&env("PHONE_NUMBERS")?)?
                     .into_keys()
                     .collect();
-            let mut numbers = numbers;
             numbers.sort();
             let rows = records::numbers(&ddb, &env("SEND_CONTROL_TABLE")?, &numbers).await?;
             show_all(&rows, format);
