@@ -139,11 +139,6 @@ impl Simulator {
         lock(&self.inner.faults).clear();
     }
 
-    /// Registers an access token; `expires_at` (epoch s) `None` never expires.
-    pub fn add_token(&self, token: &str, expires_at: Option<i64>) {
-        self.world().tokens.insert(token.to_owned(), expires_at);
-    }
-
     pub fn create_waba(&self, id: &str, tier: Tier) {
         let currency = self.config().currency;
         self.world().wabas.insert(
@@ -153,9 +148,18 @@ impl Simulator {
                 name: format!("Business {id}"),
                 currency,
                 tier,
+                app_secret: None,
                 reached: HashMap::new(),
             },
         );
+    }
+
+    /// Subscribes the account `waba_id` to another Meta app: its webhooks are signed with
+    /// `app_secret` instead of the simulator's.
+    pub fn subscribe_app(&self, waba_id: &str, app_secret: &str) {
+        if let Some(w) = self.world().wabas.get_mut(waba_id) {
+            w.app_secret = Some(app_secret.to_owned());
+        }
     }
 
     pub fn create_phone_number(&self, id: &str, waba_id: &str, display_phone_number: &str) {

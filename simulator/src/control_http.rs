@@ -72,7 +72,15 @@ async fn tokens(State(s): State<Simulator>, axum::Json(v): axum::Json<Value>) ->
     let Some(t) = v["token"].as_str() else {
         return bad("token is required");
     };
-    s.add_token(t, v["expires_at"].as_i64());
+    let wabas = match &v["wabas"] {
+        Value::Null => None,
+        Value::Array(ids) => match ids.iter().map(|w| w.as_str().map(str::to_owned)).collect() {
+            Some(ids) => Some(ids),
+            None => return bad("wabas must be a list of WABA ids"),
+        },
+        _ => return bad("wabas must be a list of WABA ids"),
+    };
+    s.grant(t, v["expires_at"].as_i64(), wabas);
     ok(json!({"token": t}))
 }
 

@@ -308,7 +308,16 @@ impl Simulator {
         };
         let mut injected = false;
         let result = self
-            .run(route, version, headers, body, &json, f, &mut injected)
+            .run(
+                (&method, &path),
+                route,
+                version,
+                headers,
+                body,
+                &json,
+                f,
+                &mut injected,
+            )
             .await;
         self.respond(method, path, result, json, injected)
     }
@@ -329,6 +338,7 @@ impl Simulator {
         let mut injected = false;
         let result = self
             .run(
+                (&method, &path),
                 route,
                 version,
                 headers,
@@ -373,11 +383,12 @@ impl Simulator {
             .into_response()
     }
 
-    /// The request through version, auth and faults; `faulted` tells whether a fault (other
+    /// The request (`method` on `path`) through version, auth and faults; `faulted` tells whether a fault (other
     /// than latency) shaped the answer.
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
+        (method, path): (&Method, &str),
         route: FaultRoute,
         version: &str,
         headers: &HeaderMap,
@@ -403,19 +414,9 @@ impl Simulator {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer "))
             .unwrap_or("");
-        let token_ok = match self.world().tokens.get(token) {
-            Some(None) => true,
-            Some(Some(exp)) => *exp > self.now(),
-            None => false,
-        };
-        if !token_ok {
-            return Err(GraphError::new(
-                401,
-                190,
-                "Error validating access token",
-                "The access token is invalid or has expired.",
-            ));
-        }
+        // `/{version}/{id}/...`: the object whose account the token must reach.
+        let object = path.split('/').nth(2).filter(|id| !id.is_empty());
+        self.authorize_graph(token, object, method.as_str())?;
         if !body.is_empty() && json.is_null() {
             return Err(GraphError::param("The request body is not valid JSON."));
         }

@@ -9,6 +9,7 @@
 //! Use it in-process ([`Simulator::start`]) or standalone (`cargo run -p simulator`); drive it
 //! through its Rust API or the HTTP control API under `/_sim/`.
 
+mod access;
 mod body;
 mod control;
 mod control_http;

@@ -277,18 +277,21 @@ impl Simulator {
         Some(Ok(json!({"success": true})))
     }
 
-    /// The download route: the bearer token is required (401), and the URL must be one
-    /// `GET /{media-id}` issued less than [`URL_TTL_S`] ago for media still kept (404).
+    /// The download route: a bearer token that reaches the media's account is required (401),
+    /// and the URL must be one `GET /{media-id}` issued less than [`URL_TTL_S`] ago for media
+    /// still kept (404).
     pub(crate) fn download(&self, hash: &str, bearer: Option<&str>) -> Download {
         let now_ms = self.now_ms();
         let world = self.world();
-        let token_ok = bearer
-            .and_then(|t| world.tokens.get(t))
-            .is_some_and(|exp| exp.is_none_or(|e| e > now_ms / 1000));
-        if !token_ok {
+        let url = world.media_urls.get(hash);
+        // A token that does not reach the media's account is refused like one that is invalid.
+        if world
+            .authorize(bearer, url.map(|(id, _)| id.as_str()), now_ms / 1000)
+            .is_err()
+        {
             return Download::Refused(401);
         }
-        let Some((id, expires_ms)) = world.media_urls.get(hash) else {
+        let Some((id, expires_ms)) = url else {
             return Download::Refused(404);
         };
         match world.media.get(id) {

@@ -61,6 +61,10 @@ pub struct Waba {
     pub name: String,
     pub currency: String,
     pub tier: Tier,
+    /// The secret of the Meta app this account's webhooks go to, when it is not the
+    /// simulator's `app_secret` (one simulator, several apps).
+    #[serde(skip)]
+    pub app_secret: Option<String>,
     /// Business-initiated reach: user → when we last reached them outside a window.
     #[serde(skip)]
     pub reached: HashMap<String, i64>,
@@ -223,7 +227,7 @@ pub struct Restrictions {
 /// The whole simulated state.
 #[derive(Debug, Default)]
 pub struct World {
-    pub tokens: HashMap<String, Option<i64>>,
+    pub tokens: HashMap<String, crate::access::Grant>,
     pub wabas: BTreeMap<String, Waba>,
     pub phones: BTreeMap<String, Phone>,
     pub templates: BTreeMap<String, Template>,

@@ -128,30 +128,52 @@ async fn deliver_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Pendin
         let Some(url) = cfg.callback_url.clone() else {
             continue;
         };
-        let body = meta_json(&envelope(&batch, sim.now()));
-        let signature = sign(cfg.app_secret.as_bytes(), body.as_bytes());
-        let duplicate = sim.random() < w.duplicate_probability;
-        let job = Post {
-            sim: sim.clone(),
-            http: http.clone(),
-            url,
-            body,
-            signature,
-            attempt: 1,
-        };
-        if duplicate {
-            let again = Post {
+        // Each app signs its own accounts' changes: one envelope per app.
+        for (secret, changes) in by_app(&sim, batch, &cfg.app_secret) {
+            let body = meta_json(&envelope(&changes, sim.now()));
+            let signature = sign(secret.as_bytes(), body.as_bytes());
+            let duplicate = sim.random() < w.duplicate_probability;
+            let job = Post {
+                sim: sim.clone(),
+                http: http.clone(),
+                url: url.clone(),
+                body,
+                signature,
                 attempt: 1,
-                ..job.clone()
             };
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                again.run().await;
-            });
+            if duplicate {
+                let again = Post {
+                    attempt: 1,
+                    ..job.clone()
+                };
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    again.run().await;
+                });
+            }
+            // Deliveries stay in order unless reordering is on: wait for the first attempt.
+            job.run().await;
         }
-        // Deliveries stay in order unless reordering is on: wait for the first attempt.
-        job.run().await;
     }
+}
+
+/// `batch` split by the app secret that signs each change (its account's app, else
+/// `default`), in order of first appearance, each group's changes in their order.
+fn by_app(sim: &Simulator, batch: Vec<Pending>, default: &str) -> Vec<(String, Vec<Pending>)> {
+    let world = sim.world();
+    let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();
+    for p in batch {
+        let secret = world
+            .wabas
+            .get(&p.waba_id)
+            .and_then(|w| w.app_secret.clone())
+            .unwrap_or_else(|| default.to_owned());
+        match groups.iter_mut().find(|(s, _)| *s == secret) {
+            Some((_, list)) => list.push(p),
+            None => groups.push((secret, vec![p])),
+        }
+    }
+    groups
 }
 
 #[derive(Clone)]

@@ -196,11 +196,16 @@ impl Harness {
 
     /// The user writes a text, opening the service window.
     pub fn user_writes(&self, wa_id: &str) -> String {
+        self.user_writes_to(PHONE, wa_id)
+    }
+
+    /// The user writes a text to the business number `phone`.
+    pub fn user_writes_to(&self, phone: &str, wa_id: &str) -> String {
         self.sim()
             .user_sends(
                 wa_id,
                 simulator::InboundSpec {
-                    phone_number_id: PHONE.into(),
+                    phone_number_id: phone.into(),
                     message: json!({"type": "text", "text": {"body": "hi"}}),
                     referral: None,
                     context: None,
