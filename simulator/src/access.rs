@@ -5,17 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::World;
+use crate::model::{Grant, World};
 use crate::{GraphError, Simulator};
-
-/// One registered token.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    /// Epoch seconds; `None` never expires.
-    pub expires_at: Option<i64>,
-    /// The accounts it may act for; `None` every account.
-    pub wabas: Option<BTreeSet<String>>,
-}
 
 impl Grant {
     fn live(&self, now_s: i64) -> bool {

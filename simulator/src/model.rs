@@ -224,10 +224,19 @@ pub struct Restrictions {
     pub marketing_messages_onboarded: bool,
 }
 
+/// One registered access token (checked in `access.rs`).
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Epoch seconds; `None` never expires.
+    pub expires_at: Option<i64>,
+    /// The accounts it may act for; `None` every account.
+    pub wabas: Option<std::collections::BTreeSet<String>>,
+}
+
 /// The whole simulated state.
 #[derive(Debug, Default)]
 pub struct World {
-    pub tokens: HashMap<String, crate::access::Grant>,
+    pub tokens: HashMap<String, Grant>,
     pub wabas: BTreeMap<String, Waba>,
     pub phones: BTreeMap<String, Phone>,
     pub templates: BTreeMap<String, Template>,
