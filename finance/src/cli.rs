@@ -252,8 +252,8 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             );
             let token = whatsapp_aws::SecretFetcher::fetch(&secrets)
                 .await?
-                .access_token
-                .clone();
+                .access_token_for(&a.waba)?
+                .to_owned();
             let graph =
                 whatsapp_aws::GraphHttpClient::new(&whatsapp_aws::graph_from_env(&ProcessEnv)?)?;
             let (start, end) = a.period.epoch_bounds();

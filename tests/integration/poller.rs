@@ -33,8 +33,22 @@ type AwsPoller = Poller<
     CachedSecrets<SecretsManagerFetcher>,
 >;
 
-/// The poller, and a queue subscribed to its alert topic.
+/// The poller of `numbers` (all in the rig's account), and a queue subscribed to its alert
+/// topic.
 async fn poller(rig: &Rig, numbers: &[&str]) -> (AwsPoller, String) {
+    let home = NumberHome {
+        waba_id: WABA.into(),
+        portfolio_id: WABA.into(),
+    };
+    let numbers = numbers.iter().map(|n| ((*n).to_owned(), home.clone()));
+    poller_for(rig, numbers.collect()).await
+}
+
+/// The poller of `numbers`, each with its account, and a queue subscribed to its alert topic.
+pub(crate) async fn poller_for(
+    rig: &Rig,
+    numbers: BTreeMap<String, NumberHome>,
+) -> (AwsPoller, String) {
     let sns = aws_sdk_sns::Client::new(&rig.stack.aws);
     let sqs = aws_sdk_sqs::Client::new(&rig.stack.aws);
     let topic = sns
@@ -78,18 +92,7 @@ async fn poller(rig: &Rig, numbers: &[&str]) -> (AwsPoller, String) {
             Duration::from_secs(300),
         ),
         config: PollerConfig {
-            numbers: numbers
-                .iter()
-                .map(|n| {
-                    (
-                        (*n).to_owned(),
-                        NumberHome {
-                            waba_id: WABA.into(),
-                            portfolio_id: WABA.into(),
-                        },
-                    )
-                })
-                .collect::<BTreeMap<_, _>>(),
+            numbers,
             pause_on: vec!["RED".into(), "FLAGGED".into()],
             sync_templates: true,
         },

@@ -300,15 +300,20 @@ pub(crate) async fn seed_template(rig: &Rig, name: &str, category: &str, status:
 
 /// A user who writes to us now (window open) or never.
 pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
+    user_on(rig, PHONE, wa_id, writes).await
+}
+
+/// A user who writes to the business number `phone` now (window open) or never.
+pub(crate) async fn user_on(rig: &Rig, phone: &str, wa_id: &str, writes: bool) -> String {
     let uid = rig.sim.sim.add_user(Some(wa_id), None, true);
     if writes {
-        user_writes(rig, &uid, "hi");
+        user_writes_on(rig, phone, &uid, "hi");
         let sessions = whatsapp_aws::DynamoSessionStore::new(
             aws_sdk_dynamodb::Client::new(&rig.stack.aws),
             &rig.stack.resources.sessions_table,
         );
         let key = UserKey {
-            phone_number_id: PHONE.into(),
+            phone_number_id: phone.into(),
             user: uid.clone(),
         };
         eventually("the inbound message to open the window", || {
@@ -323,12 +328,17 @@ pub(crate) async fn user(rig: &Rig, wa_id: &str, writes: bool) -> String {
 
 /// The simulated user `uid` writes `body` to our number (a signed webhook follows).
 pub(crate) fn user_writes(rig: &Rig, uid: &str, body: &str) {
+    user_writes_on(rig, PHONE, uid, body);
+}
+
+/// The simulated user `uid` writes `body` to the business number `phone`.
+pub(crate) fn user_writes_on(rig: &Rig, phone: &str, uid: &str, body: &str) {
     rig.sim
         .sim
         .user_sends(
             uid,
             InboundSpec {
-                phone_number_id: PHONE.into(),
+                phone_number_id: phone.into(),
                 message: text(body),
                 referral: None,
                 context: None,

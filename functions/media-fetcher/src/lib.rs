@@ -218,7 +218,7 @@ where
             // The webhook's own URL first (it saves a Graph call while it is fresh), then
             // fresh ones.
             let url = media.url.clone().filter(|_| attempt == 1);
-            match self.try_once(kind, media, &key, url).await {
+            match self.try_once(&event.waba_id, kind, media, &key, url).await {
                 Ok(stored) => return Ok(stored),
                 Err(TryError::Final(code, detail)) => return Err((Some(code), detail)),
                 Err(TryError::Again(code, detail)) => last = (code, detail),
@@ -232,14 +232,15 @@ where
         Err(last)
     }
 
-    async fn token(&self, refresh: bool) -> Result<String, TryError> {
+    /// The access token of the account `waba_id` (re-read from the store when `refresh`).
+    async fn token(&self, waba_id: &str, refresh: bool) -> Result<String, TryError> {
         let secrets = if refresh {
             self.secrets.refresh().await
         } else {
             self.secrets.secrets().await
         };
         secrets
-            .map(|s| s.access_token.clone())
+            .and_then(|s| s.access_token_for(waba_id).map(str::to_owned))
             .map_err(|e| TryError::Again(None, format!("secrets: {e}")))
     }
 
@@ -266,13 +267,14 @@ where
 
     async fn try_once(
         &self,
+        waba_id: &str,
         kind: &'static str,
         media: &Media,
         key: &str,
         webhook_url: Option<String>,
     ) -> Result<StoredMedia, TryError> {
         let id = media.id.as_deref().unwrap_or_default();
-        let token = self.token(false).await?;
+        let token = self.token(waba_id, false).await?;
         let (_, max) = whatsapp_core::job::limits::media(kind).unwrap_or((&[], u64::MAX));
         let mut info = None;
         let mut download = None;
@@ -301,7 +303,7 @@ where
                     Ok(d) => d,
                     // A URL just issued and refused: expired in between, or the token.
                     Err(DownloadError::Refused(status)) => {
-                        let _ = self.token(status == 401).await;
+                        let _ = self.token(waba_id, status == 401).await;
                         return Err(TryError::Again(
                             None,
                             format!("download refused (HTTP {status})"),

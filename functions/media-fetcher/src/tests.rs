@@ -246,3 +246,93 @@ async fn kept_and_failed_events_follow_the_bots_contract() {
     digest["media"]["sha256"] = "ABC".into();
     assert!(!validator.is_valid(&digest));
 }
+
+/// Meta as a system user's token sees it: the file only with the token of the account
+/// (WABA "1", the event's) it belongs to.
+struct AccountMeta {
+    inner: FakeMeta,
+    token: &'static str,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl MediaApi for AccountMeta {
+    type Download = Chunks;
+
+    async fn media_info(&self, id: &str, token: &str) -> Result<MediaInfo, GraphCallError> {
+        self.seen.lock().unwrap().push(token.to_owned());
+        if token != self.token {
+            return Err(GraphCallError::Api {
+                status: 400,
+                body: serde_json::from_value(serde_json::json!({
+                    "message": "Unsupported get request.", "type": "GraphMethodException",
+                    "code": 100, "error_subcode": 33
+                }))
+                .unwrap(),
+            });
+        }
+        self.inner.media_info(id, token).await
+    }
+
+    async fn download(&self, url: &str, token: &str) -> Result<Chunks, DownloadError> {
+        self.seen.lock().unwrap().push(token.to_owned());
+        if token != self.token {
+            return Err(DownloadError::Refused(401));
+        }
+        self.inner.download(url, token).await
+    }
+
+    async fn upload<B: ByteStream + 'static>(
+        &self,
+        phone_number_id: &str,
+        upload: Upload<B>,
+        token: &str,
+    ) -> Result<String, GraphCallError> {
+        self.inner.upload(phone_number_id, upload, token).await
+    }
+}
+
+#[tokio::test]
+async fn media_is_fetched_with_the_token_of_the_events_account() {
+    let bytes = png();
+    let mut secrets = whatsapp_core::ports::Secrets::single("secret-of-sixteen", "v", "shared");
+    secrets.access_tokens = [("1".to_owned(), "own-1".to_owned())].into();
+    let f = Fetcher {
+        api: AccountMeta {
+            inner: FakeMeta {
+                sha256: sha_hex(&bytes),
+                file_size: bytes.len() as u64,
+                bytes,
+                mime: "image/png".into(),
+            },
+            token: "own-1",
+            seen: Default::default(),
+        },
+        objects: MemoryObjects::default(),
+        dedupe: MemoryDedupe::default(),
+        inbound: MemoryQueue::default(),
+        secrets: StaticSecrets(std::sync::Arc::new(secrets)),
+        config: FetchConfig {
+            backoff_ms: 1,
+            ..FetchConfig::new("bucket")
+        },
+    };
+    let resp = f.handle(&[record("image")], 1_780_000_000_000).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let events: Vec<InboundEvent> = f
+        .inbound
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert!(
+        events[0].media_error.is_none(),
+        "{:?}",
+        events[0].media_error
+    );
+    assert!(events[0].media.is_some());
+    let seen = f.api.seen.lock().unwrap().clone();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|t| t == "own-1"),
+        "{seen:?}"
+    );
+}

@@ -16,7 +16,7 @@ use whatsapp_core::policy::{
 };
 use whatsapp_core::ports::{
     AlertSink, GraphApi, GraphCallError, NumberState, NumberStateStore, SecretSource, TemplateApi,
-    TemplateStore,
+    TemplateStore, with_access_token,
 };
 use whatsapp_core::template_sync::{SyncError, sync_templates};
 
@@ -101,8 +101,10 @@ where
 {
     pub async fn run(&self, now_ms: i64) -> PollReport {
         let mut report = PollReport::default();
-        let token = match self.secrets.secrets().await {
-            Ok(s) => s.access_token.clone(),
+        // Each account's own token is read per call (from the cache); an unreadable secret
+        // fails every number at once.
+        match self.secrets.secrets().await {
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "secret unavailable; nothing polled");
                 for pn in self.config.numbers.keys() {
@@ -115,10 +117,10 @@ where
                 }
                 return report;
             }
-        };
+        }
         let mut limited_wabas = BTreeSet::new();
         for (pn, home) in &self.config.numbers {
-            let (result, health) = self.poll_number(pn, home, &token, now_ms).await;
+            let (result, health) = self.poll_number(pn, home, now_ms).await;
             if let Some(health) = health {
                 report.health.insert(pn.clone(), health);
             }
@@ -134,15 +136,28 @@ where
                 let out = if limited_wabas.contains(waba) {
                     json!({"skipped": "rate_limited"})
                 } else {
-                    match sync_templates(&self.graph, &self.templates, waba, &token, now_ms / 1000)
-                        .await
-                    {
-                        Ok(r) => serde_json::to_value(r).unwrap_or_default(),
-                        Err(SyncError::Graph(e)) => {
+                    let synced = with_access_token(
+                        &self.secrets,
+                        waba,
+                        async |token: &str| {
+                            sync_templates(&self.graph, &self.templates, waba, token, now_ms / 1000)
+                                .await
+                        },
+                        |r| matches!(r, Err(SyncError::Graph(e)) if e.token_rejected()),
+                        || true,
+                    )
+                    .await;
+                    match synced {
+                        Err(e) => {
+                            tracing::warn!(error = %e, "template sync not started");
+                            json!({"error": e.to_string()})
+                        }
+                        Ok(Ok(r)) => serde_json::to_value(r).unwrap_or_default(),
+                        Ok(Err(SyncError::Graph(e))) => {
                             tracing::warn!(error = %e, "template sync stopped");
                             json!({"error": e.to_string(), "graph_code": graph_code(&e)})
                         }
-                        Err(SyncError::Store(e)) => {
+                        Ok(Err(SyncError::Store(e))) => {
                             tracing::warn!(error = %e, "template sync stopped");
                             json!({"error": e.to_string()})
                         }
@@ -158,7 +173,6 @@ where
         &self,
         pn: &str,
         home: &NumberHome,
-        token: &str,
         now_ms: i64,
     ) -> (NumberResult, Option<NumberHealth>) {
         let now = now_ms / 1000;
@@ -172,7 +186,7 @@ where
         {
             return (NumberResult::BackingOff { until }, None);
         }
-        let info = match self.fetch(pn, token, now).await {
+        let info = match self.fetch(pn, home, now).await {
             Ok(info) => info,
             Err(result) => return (result, None),
         };
@@ -206,16 +220,31 @@ where
         (result, Some(health))
     }
 
-    /// The number's node from the Graph API; a rate limit (4, 80007) stores a back-off.
+    /// The number's node from the Graph API, with its account's token (re-read once after a
+    /// 190); a rate limit (4, 80007) stores a back-off.
     async fn fetch(
         &self,
         pn: &str,
-        token: &str,
+        home: &NumberHome,
         now: i64,
     ) -> Result<PhoneNumberInfo, NumberResult> {
-        let e = match self.graph.phone_number(pn, token).await {
-            Ok(info) => return Ok(info),
-            Err(e) => e,
+        let fetched = with_access_token(
+            &self.secrets,
+            &home.waba_id,
+            async |token: &str| self.graph.phone_number(pn, token).await,
+            |r| matches!(r, Err(e) if e.token_rejected()),
+            || true,
+        )
+        .await;
+        let e = match fetched {
+            Ok(Ok(info)) => return Ok(info),
+            Ok(Err(e)) => e,
+            Err(e) => {
+                tracing::error!(alert = true, error = %e, "no access token to poll a number with");
+                return Err(NumberResult::Failed {
+                    reason: "secret_unavailable".into(),
+                });
+            }
         };
         let c = e.classification();
         let code = graph_code(&e);

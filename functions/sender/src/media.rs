@@ -89,7 +89,7 @@ struct FileToUpload<'a> {
 }
 
 impl<P: SenderPorts> Sender<P> {
-    /// Streams the object from S3 to Meta with the current access token. A 190 means the token
+    /// Streams the object from S3 to Meta with the access token of the number's account. A 190 means the token
     /// was rotated or expired: re-read the secret once and upload once more (the stream was
     /// spent, so the object is read again), as sends do (`send.rs`).
     async fn upload_with_token(
@@ -97,6 +97,7 @@ impl<P: SenderPorts> Sender<P> {
         file: &FileToUpload<'_>,
     ) -> Result<Result<String, whatsapp_core::ports::GraphCallError>, Transient> {
         self.refreshing_on_190(
+            file.phone,
             async |token: &str| self.upload_once(file, token).await,
             || true,
         )

@@ -7,7 +7,7 @@ use whatsapp_core::graph::{
     MarkReadRequest, SendEndpoint, SendMessageRequest, SendMessageResponse,
 };
 use whatsapp_core::policy::{PAIR_TURN_MARGIN_MS, reserved_turn_usable};
-use whatsapp_core::ports::{GraphApi, GraphCallError, SecretSource, SendControl, Turn};
+use whatsapp_core::ports::{GraphApi, GraphCallError, SendControl, Turn};
 
 use crate::outcome::Outcome;
 use crate::step::{Checkpoint, Clock, MAX_VISIBILITY_S, Ready, Step, done, stamp};
@@ -59,7 +59,7 @@ impl<P: SenderPorts> Sender<P> {
             let pn = r.job.phone_number_id.clone();
             let graph = self.ports.graph();
             let result = self
-                .with_token(clock, deadline_ms, async |token: &str, _budget| {
+                .with_token(&pn, clock, deadline_ms, async |token: &str, _budget| {
                     graph.mark_read(&pn, &request, token).await
                 })
                 .await?;
@@ -153,22 +153,24 @@ impl<P: SenderPorts> Sender<P> {
     ) -> Result<Result<SendMessageResponse, GraphCallError>, Transient> {
         let pn = &r.job.phone_number_id;
         let graph = self.ports.graph();
-        self.with_token(clock, deadline_ms, async |token: &str, budget| {
+        self.with_token(pn, clock, deadline_ms, async |token: &str, budget| {
             graph.send_message_within(pn, request, token, budget).await
         })
         .await
     }
 
-    /// `call` with the access token and the time the invocation has left for it. A 190 means
-    /// the token was rotated or expired: re-read it once and call once more, if there is still
-    /// time.
+    /// `call` with the access token of `phone_number_id`'s account and the time the invocation
+    /// has left for it. A 190 means the token was rotated or expired: re-read it once and call
+    /// once more, if there is still time.
     async fn with_token<T>(
         &self,
+        phone_number_id: &str,
         clock: Clock,
         deadline_ms: i64,
         call: impl AsyncFn(&str, Duration) -> Result<T, GraphCallError>,
     ) -> Result<Result<T, GraphCallError>, Transient> {
         self.refreshing_on_190(
+            phone_number_id,
             async |token: &str| {
                 // Checked by the caller; a zero budget only if the clock jumped meanwhile.
                 let budget = call_budget(deadline_ms, clock.now_ms()).unwrap_or_default();
@@ -179,32 +181,24 @@ impl<P: SenderPorts> Sender<P> {
         .await
     }
 
-    /// `call` with the access token. On a 190 (the token was rotated or expired), the secret
-    /// is re-read once and, if the token changed and `again()` still allows, `call` is made once
-    /// more with the fresh one.
+    /// `call` with the access token of the account `phone_number_id` belongs to. On a 190 (the
+    /// token was rotated or expired), the secret is re-read once and, if that account's token
+    /// changed and `again()` still allows, `call` is made once more with the fresh one.
     pub(crate) async fn refreshing_on_190<T>(
         &self,
+        phone_number_id: &str,
         call: impl AsyncFn(&str) -> Result<Result<T, GraphCallError>, Transient>,
         again: impl Fn() -> bool,
     ) -> Result<Result<T, GraphCallError>, Transient> {
-        let is_190 = |res: &Result<T, GraphCallError>| matches!(res, Err(GraphCallError::Api { body, .. }) if body.code == 190);
-        let secrets = self.ports.secrets().secrets().await?;
-        let mut result = call(&secrets.access_token).await?;
-        if is_190(&result) {
-            let fresh = self.ports.secrets().refresh().await?;
-            if fresh.access_token != secrets.access_token && again() {
-                tracing::info!("access token refreshed after 190; retrying once");
-                result = call(&fresh.access_token).await?;
-            }
-            if is_190(&result) {
-                tracing::error!(
-                    alert = true,
-                    code = 190,
-                    "access token rejected after refresh"
-                );
-            }
-        }
-        Ok(result)
+        // Gate 1 refused jobs for numbers not configured, so every number here has a home.
+        let waba_id = self
+            .config
+            .numbers
+            .get(phone_number_id)
+            .map_or("", |home| home.waba_id.as_str());
+        let is_190 = |res: &Result<Result<T, GraphCallError>, Transient>| matches!(res, Ok(Err(e)) if e.token_rejected());
+        whatsapp_core::ports::with_access_token(self.ports.secrets(), waba_id, call, is_190, again)
+            .await?
     }
 }
 

@@ -16,7 +16,8 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use whatsapp_core::graph::ErrorClass;
 use whatsapp_core::ports::{
-    GraphCallError, SecretSource, StoreError, TemplateApi, TemplateDefinition, TemplateStore,
+    AccountToken, GraphCallError, SecretSource, StoreError, TemplateApi, TemplateDefinition,
+    TemplateStore,
 };
 use whatsapp_core::template_sync::{SyncError, sync_templates};
 use whatsapp_core::templates::{TemplateSubmission, TemplateViolation, edit_allowed, validate};
@@ -104,8 +105,12 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
         f.await
     }
 
-    async fn token(&self) -> Result<String, Failure> {
-        Ok(self.secrets.secrets().await?.access_token.clone())
+    /// `waba`'s access token. Each Graph call below is made again once after a 190 when
+    /// [`AccountToken::renew`] finds a new token (Meta created, changed or deleted nothing on a
+    /// 190). Written out rather than through `with_access_token`: async closures that borrow
+    /// the request make this handler's future fail the `Send` check the runtime needs.
+    async fn token<'a>(&'a self, waba: &'a str) -> Result<AccountToken<'a, K>, Failure> {
+        Ok(AccountToken::read(&self.secrets, waba).await?)
     }
 
     async fn create(&self, waba: &str, body: &[u8], now: i64) -> Result<Response, Failure> {
@@ -117,11 +122,12 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
         if !v.is_empty() {
             return Ok(violations(&v));
         }
-        let created = match self
-            .api
-            .create_template(waba, &t, &self.token().await?)
-            .await
-        {
+        let mut token = self.token(waba).await?;
+        let mut created = self.api.create_template(waba, &t, token.get()).await;
+        if matches!(&created, Err(e) if e.token_rejected()) && token.renew().await? {
+            created = self.api.create_template(waba, &t, token.get()).await;
+        }
+        let created = match created {
             Ok(c) => c,
             Err(e) => return Ok(graph_error(&e)),
         };
@@ -204,11 +210,12 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
         if let Some(c) = new_category {
             body["category"] = json!(c);
         }
-        if let Err(e) = self
-            .api
-            .edit_template(&id, &body, &self.token().await?)
-            .await
-        {
+        let mut token = self.token(waba).await?;
+        let mut edited = self.api.edit_template(&id, &body, token.get()).await;
+        if matches!(&edited, Err(e) if e.token_rejected()) && token.renew().await? {
+            edited = self.api.edit_template(&id, &body, token.get()).await;
+        }
+        if let Err(e) = edited {
             return Ok(graph_error(&e));
         }
         self.store.record_edit(waba, name, lang, now).await?;
@@ -242,11 +249,12 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
         let Some(record) = self.store.template(waba, name, lang).await? else {
             return Ok(unknown_template());
         };
-        if let Err(e) = self
-            .api
-            .delete_template(waba, name, &self.token().await?)
-            .await
-        {
+        let mut token = self.token(waba).await?;
+        let mut deleted = self.api.delete_template(waba, name, token.get()).await;
+        if matches!(&deleted, Err(e) if e.token_rejected()) && token.renew().await? {
+            deleted = self.api.delete_template(waba, name, token.get()).await;
+        }
+        if let Err(e) = deleted {
             return Ok(graph_error(&e));
         }
         // Meta deletes every language of the name; this record is marked at once, the others
@@ -292,7 +300,14 @@ impl<A: TemplateApi, S: TemplateStore, K: SecretSource> Submitter<A, S, K> {
     }
 
     async fn sync(&self, waba: &str, now: i64) -> Result<Response, Failure> {
-        match sync_templates(&self.api, &self.store, waba, &self.token().await?, now).await {
+        let mut token = self.token(waba).await?;
+        let mut synced = sync_templates(&self.api, &self.store, waba, token.get(), now).await;
+        if matches!(&synced, Err(SyncError::Graph(e)) if e.token_rejected())
+            && token.renew().await?
+        {
+            synced = sync_templates(&self.api, &self.store, waba, token.get(), now).await;
+        }
+        match synced {
             Ok(report) => Ok(reply(200, serde_json::to_value(report).unwrap_or_default())),
             Err(SyncError::Graph(e)) => Ok(graph_error(&e)),
             Err(SyncError::Store(e)) => Err(e.into()),

@@ -47,7 +47,7 @@ impl SecretFetcher for SecretsManagerFetcher {
                 _ => SecretError::Unavailable(Box::new(e)),
             })?;
         let text = out.secret_string().ok_or(SecretError::Malformed)?;
-        serde_json::from_str(text).map_err(|_| SecretError::Malformed)
+        Secrets::parse(text)
     }
 }
 

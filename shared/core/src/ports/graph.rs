@@ -36,6 +36,11 @@ impl GraphCallError {
             GraphCallError::Decode { status, .. } => classify_transport(0, Some(*status)),
         }
     }
+
+    /// Meta refused the access token (190: expired, revoked or rotated).
+    pub fn token_rejected(&self) -> bool {
+        matches!(self, GraphCallError::Api { body, .. } if body.code == 190)
+    }
 }
 
 /// The parts of the Graph API the middleware calls.
