@@ -88,6 +88,7 @@ pub async fn job(
         Some(w) => get(client, tables.messages, w).await?,
         None => None,
     };
+    let statuses = message.as_ref().map(statuses).unwrap_or_default();
     let outcome = &record["result"];
     let state = record["record_state"].as_str().unwrap_or("CLAIMED");
     Ok(Some(json!({
@@ -102,8 +103,27 @@ pub async fn job(
         // Why it waits: the deferral or back-off an in-progress holder left.
         "checkpoint": record.get("checkpoint"),
         "outcome": record.get("result"),
+        // Every status the message had, with its time, in order.
+        "statuses": statuses,
         "message": message,
     })))
+}
+
+/// The statuses a message item records (`at_sent`, `at_delivered`, …), in time order.
+fn statuses(message: &Value) -> Vec<Value> {
+    use whatsapp_core::ports::{TIMED_STATUSES, status_time_attribute};
+    let mut out: Vec<(i64, usize, &str)> = TIMED_STATUSES
+        .iter()
+        .enumerate()
+        .filter_map(|(rank, k)| {
+            let at = message.get(status_time_attribute(k)?)?.as_i64()?;
+            Some((at, rank, k.as_str()))
+        })
+        .collect();
+    out.sort();
+    out.into_iter()
+        .map(|(at, _, status)| json!({"status": status, "at": at}))
+        .collect()
 }
 
 /// Each number's stored health and limits, and its history of changes.
@@ -207,5 +227,20 @@ mod tests {
         assert_eq!(v["result"]["outcome"], "accepted");
         assert_eq!(v["recipient"], "••••••••0123");
         assert!(!v.to_string().contains("447700900"));
+    }
+
+    #[test]
+    fn a_messages_statuses_read_in_time_order() {
+        let message = json!({"msg_status": "read", "at_read": 30, "at_sent": 10,
+                             "at_delivered": 20, "at_failed": null, "status_at": 30});
+        assert_eq!(
+            statuses(&message),
+            [
+                json!({"status": "sent", "at": 10}),
+                json!({"status": "delivered", "at": 20}),
+                json!({"status": "read", "at": 30}),
+            ]
+        );
+        assert!(statuses(&json!({"msg_status": "sent"})).is_empty());
     }
 }

@@ -15,6 +15,7 @@ mod graph_http;
 mod identity;
 mod media;
 mod media_out;
+mod messages;
 mod poller;
 mod queue;
 mod reconcile;

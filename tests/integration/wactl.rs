@@ -44,12 +44,30 @@ async fn wactl_reads_a_job_its_number_and_its_templates() {
             .unwrap()
             .unwrap()
     };
-    eventually("the delivered status on the job's message", || async {
-        let status = ok().await["message"]["msg_status"].clone();
-        status == "delivered" || status == "read"
-    })
+    let kinds = |job: &serde_json::Value| -> Vec<String> {
+        let list = job["statuses"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|s| s["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    eventually(
+        "the sent and delivered statuses on the job's message",
+        || async {
+            let k = kinds(&ok().await);
+            k.contains(&"sent".to_owned()) && k.contains(&"delivered".to_owned())
+        },
+    )
     .await;
     let shown = ok().await;
+    // Every status with its time, in order.
+    let times: Vec<i64> = shown["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["at"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{shown}");
+    assert_eq!(kinds(&shown)[..2], ["sent", "delivered"], "{shown}");
     assert_eq!(shown["verdict"], "accepted");
     assert_eq!(shown["state"], "COMPLETED");
     assert!(shown["wamid"].as_str().unwrap().starts_with("wamid."));

@@ -286,6 +286,13 @@ impl MessageStore for MemoryMessages {
         if let Some(r) = u.recipient {
             m.recipient = Some(r.to_owned());
         }
+        if whatsapp_core::ports::status_time_attribute(u.status).is_some()
+            && !m.status_times.iter().any(|(k, _)| k == u.status)
+        {
+            m.status_times.push((u.status.clone(), u.at));
+            m.status_times
+                .sort_by_key(|(k, at)| (*at, whatsapp_core::policy::status_rank(k)));
+        }
         let advances = status_advances(m.status.as_ref(), u.status);
         if advances {
             m.status = Some(merge_status(m.status.as_ref(), u.status));

@@ -1,5 +1,6 @@
 //! The messages table (`pk` = wamid; TTL `expires_at`): delivery status merged monotonically,
-//! the error of a failed message, and the pricing Meta reported (indexed by number and day for
+//! when each status first came (`at_sent`, `at_delivered`, …), the error of a failed message,
+//! and the pricing Meta reported (indexed by number and day for
 //! finance: [`whatsapp_core::usage`]).
 
 use aws_sdk_dynamodb::Client;
@@ -8,7 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{rank_advances, status_rank};
-use whatsapp_core::ports::{MessageRecord, MessageStore, StatusUpdate, StoreError};
+use whatsapp_core::ports::{
+    MessageRecord, MessageStore, StatusUpdate, StoreError, TIMED_STATUSES, status_time_attribute,
+};
 use whatsapp_core::usage::{USAGE_INDEX, usage_day, usage_partition, usage_shard, usage_sort_key};
 use whatsapp_core::webhook::{Pricing, StatusKind};
 
@@ -43,20 +46,20 @@ impl DynamoMessageStore {
 /// Parts of one update expression, with the values it names.
 #[derive(Default, Clone)]
 struct Clause {
-    sets: Vec<&'static str>,
+    sets: Vec<String>,
     removes: Vec<&'static str>,
     values: Vec<(&'static str, AttributeValue)>,
 }
 
 impl Clause {
-    fn set(&mut self, expr: &'static str, name: &'static str, value: AttributeValue) {
-        self.sets.push(expr);
+    fn set(&mut self, expr: impl Into<String>, name: &'static str, value: AttributeValue) {
+        self.sets.push(expr.into());
         self.values.push((name, value));
     }
 
     fn and(&self, other: &Clause) -> Clause {
         let mut c = self.clone();
-        c.sets.extend(other.sets.iter().copied());
+        c.sets.extend(other.sets.iter().cloned());
         c.removes.extend(other.removes.iter().copied());
         c.values.extend(other.values.iter().cloned());
         c
@@ -71,9 +74,19 @@ impl Clause {
     }
 }
 
+/// When the status came: kept for every status, the first time of each (a redelivery
+/// repeats it), in the same write as the rest when there is one.
+fn time_clause(u: &StatusUpdate<'_>) -> Clause {
+    let mut c = Clause::default();
+    if let Some(a) = status_time_attribute(u.status) {
+        c.set(format!("{a} = if_not_exists({a}, :t)"), ":t", n(u.at));
+    }
+    c
+}
+
 /// The status part of an update: applies when the status advances.
 fn status_clause(u: &StatusUpdate<'_>, rank: i64) -> Clause {
-    let mut c = Clause::default();
+    let mut c = time_clause(u);
     c.set("status_rank = :r", ":r", n(rank));
     c.set("msg_status = :s", ":s", s(u.status.as_str()));
     c.set("status_at = :t", ":t", n(u.at));
@@ -171,6 +184,28 @@ fn plan_for(old: &Item, rank: i64, at: i64) -> Option<Plan> {
     }
 }
 
+impl DynamoMessageStore {
+    /// A stale status (one the stored status already passed, or a redelivery): only its time,
+    /// on the message as it is (never creating one).
+    async fn record_time(&self, u: &StatusUpdate<'_>) -> Result<(), StoreError> {
+        let c = time_clause(u);
+        if c.sets.is_empty() {
+            return Ok(());
+        }
+        update_conditionally(
+            &self.client,
+            &self.table,
+            s(u.wamid),
+            "messages.status_time",
+            &c.expression(),
+            "attribute_exists(pk)",
+            c.values,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 impl MessageStore for DynamoMessageStore {
     async fn merge_status(&self, u: StatusUpdate<'_>) -> Result<bool, StoreError> {
         let rank = i64::from(status_rank(u.status));
@@ -198,6 +233,9 @@ impl MessageStore for DynamoMessageStore {
                 status.values,
             )
             .await?;
+            if !out.applied {
+                self.record_time(&u).await?;
+            }
             return Ok(out.applied);
         };
         let priced = pricing_clause(&u, pricing);
@@ -231,7 +269,7 @@ impl MessageStore for DynamoMessageStore {
                     "messages.merge_status",
                 ),
                 Plan::PricingOnly => (
-                    priced.clone(),
+                    priced.and(&time_clause(&u)),
                     PRICING_EARLIER.to_owned(),
                     "messages.merge_pricing",
                 ),
@@ -251,7 +289,10 @@ impl MessageStore for DynamoMessageStore {
             }
             match plan_for(&out.item.unwrap_or_default(), rank, u.at) {
                 Some(next) => plan = next,
-                None => return Ok(false),
+                None => {
+                    self.record_time(&u).await?;
+                    return Ok(false);
+                }
             }
         }
         Err(StoreError::new(
@@ -342,7 +383,18 @@ fn record(i: &Item) -> MessageRecord {
         conversation_id: text(i, "conversation_id"),
         callback_data: text(i, "callback_data"),
         recipient: text(i, "recipient"),
+        status_times: status_times(i),
     }
+}
+
+/// The `at_*` attributes, in time order (ties by status rank).
+fn status_times(i: &Item) -> Vec<(StatusKind, i64)> {
+    let mut out: Vec<(StatusKind, i64)> = TIMED_STATUSES
+        .iter()
+        .filter_map(|k| Some((k.clone(), num(i, status_time_attribute(k)?)?)))
+        .collect();
+    out.sort_by_key(|(k, at)| (*at, status_rank(k)));
+    out
 }
 
 #[cfg(test)]

@@ -284,7 +284,35 @@ pub struct MessageRecord {
     pub callback_data: Option<String>,
     /// The recipient as an earlier status named it (`recipient_user_id`, else `recipient_id`).
     pub recipient: Option<String>,
+    /// Every status the message had and when (its webhook's timestamp, the first one seen of
+    /// each), in time order (ties by rank): stale and out-of-order statuses included, which
+    /// `status` skips.
+    pub status_times: Vec<(StatusKind, i64)>,
 }
+
+/// The attribute that keeps when a message first had `status`; `None` for a status Meta may
+/// add later (kept as the latest status only).
+pub fn status_time_attribute(status: &StatusKind) -> Option<&'static str> {
+    Some(match status {
+        StatusKind::Sent => "at_sent",
+        StatusKind::Delivered => "at_delivered",
+        StatusKind::Read => "at_read",
+        StatusKind::Played => "at_played",
+        StatusKind::Failed => "at_failed",
+        StatusKind::Deleted => "at_deleted",
+        StatusKind::Other(_) => return None,
+    })
+}
+
+/// Every status kind that has a time attribute.
+pub const TIMED_STATUSES: [StatusKind; 6] = [
+    StatusKind::Sent,
+    StatusKind::Delivered,
+    StatusKind::Read,
+    StatusKind::Played,
+    StatusKind::Failed,
+    StatusKind::Deleted,
+];
 
 /// Outbound messages and their delivery status.
 pub trait MessageStore: Send + Sync {
