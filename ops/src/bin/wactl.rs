@@ -131,12 +131,7 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Usage { command } => return finance::cli::main(command).await,
-        Command::Dlq { command } => run_dlq(command).await,
-        other => run_records(other).await,
-    };
-    match result {
+    match run(Cli::parse().command).await {
         Ok(code) => code,
         Err(e) => {
             // The SDK's own Display says only "service error": print the whole chain.
@@ -187,15 +182,18 @@ fn show_all(rows: &[serde_json::Value], format: Format) {
     }
 }
 
-async fn run_records(command: Command) -> Result<ExitCode, dlq::Error> {
-    let ddb = aws_sdk_dynamodb::Client::new(&whatsapp_aws::aws_sdk_config().await);
+async fn run(command: Command) -> Result<ExitCode, dlq::Error> {
     match command {
+        // `usage` prints its own errors and keeps its own exit codes.
+        Command::Usage { command } => Ok(finance::cli::main(command).await),
+        Command::Dlq { command } => run_dlq(command).await,
         Command::Job {
             phone_number_id,
             idempotency_key,
             format,
         } => {
             let (dedupe, messages) = (env("DEDUPE_TABLE")?, env("MESSAGES_TABLE")?);
+            let ddb = ddb().await;
             let tables = records::JobTables {
                 dedupe: &dedupe,
                 messages: &messages,
@@ -213,12 +211,14 @@ async fn run_records(command: Command) -> Result<ExitCode, dlq::Error> {
                     .into_keys()
                     .collect();
             numbers.sort();
-            let rows = records::numbers(&ddb, &env("SEND_CONTROL_TABLE")?, &numbers).await?;
+            let table = env("SEND_CONTROL_TABLE")?;
+            let rows = records::numbers(&ddb().await, &table, &numbers).await?;
             show_all(&rows, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Templates { command } => {
             let table = env("TEMPLATES_TABLE")?;
+            let ddb = ddb().await;
             match command {
                 TemplatesCommand::List { waba, format } => {
                     let rows = records::templates(&ddb, &table, waba.as_deref()).await?;
@@ -236,8 +236,11 @@ async fn run_records(command: Command) -> Result<ExitCode, dlq::Error> {
                 }
             }
         }
-        Command::Dlq { .. } | Command::Usage { .. } => unreachable!("dispatched in main"),
     }
+}
+
+async fn ddb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&whatsapp_aws::aws_sdk_config().await)
 }
 
 async fn run_dlq(command: DlqCommand) -> Result<ExitCode, dlq::Error> {
