@@ -374,6 +374,20 @@ mod tests {
     }
 
     #[test]
+    fn every_dead_letter_queue_of_the_template_is_plotted() {
+        let template = std::fs::read_to_string(template_path()).unwrap();
+        let mut targets: Vec<&str> = template
+            .split("deadLetterTargetArn: !GetAtt ")
+            .skip(1)
+            .filter_map(|rest| rest.split(".Arn").next())
+            .collect();
+        targets.sort();
+        let mut plotted = DEAD_LETTER_QUEUES.to_vec();
+        plotted.sort();
+        assert_eq!(plotted, targets);
+    }
+
+    #[test]
     fn widgets_tile_the_grid_and_reference_only_template_resources() {
         let b = body();
         let template = std::fs::read_to_string(template_path()).unwrap();
