@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use whatsapp_core::graph::ErrorAction;
 use whatsapp_core::ingest::InboundEvent;
 use whatsapp_core::media::{
@@ -24,7 +24,7 @@ use whatsapp_core::media::{
 };
 use whatsapp_core::ports::{
     Begin, DedupeStore, DownloadError, GraphCallError, Hashing, MediaApi, MessageQueue,
-    ObjectStore, SecretSource, TooLarge,
+    ObjectStore, SecretError, SecretSource, TooLarge,
 };
 use whatsapp_core::webhook::Media;
 
@@ -241,7 +241,12 @@ where
         };
         secrets
             .and_then(|s| s.access_token_for(waba_id).map(str::to_owned))
-            .map_err(|e| TryError::Again(None, format!("secrets: {e}")))
+            .map_err(|e| {
+                if matches!(e, SecretError::NoAccessToken(_)) {
+                    error!(alert = true, waba_id, "{e}");
+                }
+                TryError::Again(None, format!("secrets: {e}"))
+            })
     }
 
     /// `GET /{media-id}`, classified.

@@ -124,7 +124,10 @@ impl<'a, S: SecretSource> AccountToken<'a, S> {
     /// The account's current token, from the source's cache.
     pub async fn read(source: &'a S, waba_id: &'a str) -> Result<Self, SecretError> {
         let secrets = source.secrets().await?;
-        secrets.access_token_for(waba_id)?;
+        if let Err(e) = secrets.access_token_for(waba_id) {
+            tracing::error!(alert = true, waba_id, "{e}");
+            return Err(e);
+        }
         Ok(AccountToken {
             source,
             waba_id,
