@@ -111,18 +111,9 @@ pub async fn job(
 
 /// The statuses a message item records (`at_sent`, `at_delivered`, …), in time order.
 fn statuses(message: &Value) -> Vec<Value> {
-    use whatsapp_core::ports::{TIMED_STATUSES, status_time_attribute};
-    let mut out: Vec<(i64, usize, &str)> = TIMED_STATUSES
-        .iter()
-        .enumerate()
-        .filter_map(|(rank, k)| {
-            let at = message.get(status_time_attribute(k)?)?.as_i64()?;
-            Some((at, rank, k.as_str()))
-        })
-        .collect();
-    out.sort();
-    out.into_iter()
-        .map(|(at, _, status)| json!({"status": status, "at": at}))
+    whatsapp_core::ports::status_times(|a| message.get(a)?.as_i64())
+        .into_iter()
+        .map(|(status, at)| json!({"status": status.as_str(), "at": at}))
         .collect()
 }
 

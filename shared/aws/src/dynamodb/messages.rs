@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{Item, n, num, s, text, update_conditionally};
 use whatsapp_core::policy::{rank_advances, status_rank};
 use whatsapp_core::ports::{
-    MessageRecord, MessageStore, StatusUpdate, StoreError, TIMED_STATUSES, status_time_attribute,
+    MessageRecord, MessageStore, StatusUpdate, StoreError, status_time_attribute, status_times,
 };
 use whatsapp_core::usage::{USAGE_INDEX, usage_day, usage_partition, usage_shard, usage_sort_key};
 use whatsapp_core::webhook::{Pricing, StatusKind};
@@ -383,18 +383,8 @@ fn record(i: &Item) -> MessageRecord {
         conversation_id: text(i, "conversation_id"),
         callback_data: text(i, "callback_data"),
         recipient: text(i, "recipient"),
-        status_times: status_times(i),
+        status_times: status_times(|a| num(i, a)),
     }
-}
-
-/// The `at_*` attributes, in time order (ties by status rank).
-fn status_times(i: &Item) -> Vec<(StatusKind, i64)> {
-    let mut out: Vec<(StatusKind, i64)> = TIMED_STATUSES
-        .iter()
-        .filter_map(|k| Some((k.clone(), num(i, status_time_attribute(k)?)?)))
-        .collect();
-    out.sort_by_key(|(k, at)| (*at, status_rank(k)));
-    out
 }
 
 #[cfg(test)]

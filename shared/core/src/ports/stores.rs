@@ -304,15 +304,28 @@ pub fn status_time_attribute(status: &StatusKind) -> Option<&'static str> {
     })
 }
 
-/// Every status kind that has a time attribute.
-pub const TIMED_STATUSES: [StatusKind; 6] = [
-    StatusKind::Sent,
-    StatusKind::Delivered,
-    StatusKind::Read,
-    StatusKind::Played,
-    StatusKind::Failed,
-    StatusKind::Deleted,
-];
+/// A stored message's status times, read through `at` (attribute name → its value): every
+/// status with a time, in time order, ties by rank. The one reading of them, for the store
+/// and for operators.
+pub fn status_times(at: impl Fn(&'static str) -> Option<i64>) -> Vec<(StatusKind, i64)> {
+    let kinds = [
+        StatusKind::Sent,
+        StatusKind::Delivered,
+        StatusKind::Read,
+        StatusKind::Played,
+        StatusKind::Failed,
+        StatusKind::Deleted,
+    ];
+    let mut out: Vec<(StatusKind, i64)> = kinds
+        .into_iter()
+        .filter_map(|k| {
+            let t = at(status_time_attribute(&k)?)?;
+            Some((k, t))
+        })
+        .collect();
+    out.sort_by_key(|(k, t)| (*t, crate::policy::status_rank(k)));
+    out
+}
 
 /// Outbound messages and their delivery status.
 pub trait MessageStore: Send + Sync {
