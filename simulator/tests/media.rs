@@ -66,6 +66,23 @@ async fn an_upload_gives_an_id_whose_url_needs_the_token_and_expires() {
     assert_eq!(fetch(&h, &url, None).await.0, 401, "no bearer token");
     assert_eq!(fetch(&h, &url, Some("wrong")).await.0, 401);
     assert_eq!(fetch(&h, &url, Some(TOKEN)).await, (200, png.clone()));
+    // A system user's token for another account sees neither the media nor its URL.
+    h.sim().create_waba("102290129340399", simulator::Tier::T2K);
+    h.sim()
+        .add_scoped_token("other-account", None, &["102290129340399"]);
+    let r = h
+        .http
+        .get(h.url(&id))
+        .bearer_auth("other-account")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "100/33 for another account's media"
+    );
+    assert_eq!(fetch(&h, &url, Some("other-account")).await.0, 401);
 
     h.sim().advance_clock(simulator::MEDIA_URL_TTL_S + 1);
     assert_eq!(fetch(&h, &url, Some(TOKEN)).await.0, 404, "the URL expired");
